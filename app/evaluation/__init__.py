@@ -1,0 +1,1 @@
+"""Pure evaluation code: file readers and the gates, free of web and database code."""

@@ -1,0 +1,127 @@
+"""Checks and evaluations: the outcome of a gate before it is stored.
+
+This module imports neither the web framework nor the database layer, so the
+CLI, the service and tests build and read results the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CheckStatus = Literal["passed", "failed", "warning", "skipped"]
+GateStatus = Literal["passed", "failed", "error"]
+Comparator = Literal[">=", "<=", "within"]
+
+_NEGATED = {">=": "<", "<=": ">"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One measured value compared with its threshold.
+
+    ``value`` and ``threshold`` are fractions for ratios (0.95, never 95). An
+    advisory check that fails has status ``warning`` and never fails the gate.
+    A check whose value could not be measured has status ``skipped``.
+    """
+
+    name: str
+    value: float | None
+    threshold: float | list[float] | None
+    comparator: Comparator
+    unit: str
+    status: CheckStatus
+    advisory: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    """Every check and measured value of one gate run."""
+
+    kind: str
+    checks: list[Check]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> GateStatus:
+        """``failed`` when any non-advisory check failed, else ``passed``."""
+        failed = any(c.status == "failed" and not c.advisory for c in self.checks)
+        return "failed" if failed else "passed"
+
+
+def compare(
+    name: str,
+    value: float,
+    threshold: float,
+    comparator: Literal[">=", "<="],
+    *,
+    unit: str,
+    describe: str,
+    bound: str,
+    advisory: bool = False,
+) -> Check:
+    """Build a check from a value, its threshold and a formula text.
+
+    ``describe`` shows the value with its inputs, for example
+    ``"accuracy loss 1.8 pp (teacher 97.8% -> student 96.0%)"``; ``bound`` shows the
+    threshold in the same unit, for example ``"3.0 pp"``. The message joins them
+    with the operator that holds, so a failed check reads ``... > 3.0 pp``.
+    """
+    holds = value >= threshold if comparator == ">=" else value <= threshold
+    operator = comparator if holds else _NEGATED[comparator]
+    status: CheckStatus = "passed" if holds else ("warning" if advisory else "failed")
+    return Check(
+        name=name,
+        value=value,
+        threshold=threshold,
+        comparator=comparator,
+        unit=unit,
+        status=status,
+        advisory=advisory,
+        message=f"{describe} {operator} {bound}",
+    )
+
+
+def skipped(
+    name: str,
+    *,
+    comparator: Comparator,
+    unit: str,
+    threshold: Any,
+    reason: str,
+    advisory: bool = False,
+) -> Check:
+    """Build a check that was not measured, with the reason as its message."""
+    return Check(
+        name=name,
+        value=None,
+        threshold=threshold,
+        comparator=comparator,
+        unit=unit,
+        status="skipped",
+        advisory=advisory,
+        message=reason,
+    )
+
+
+def percent(fraction: float, digits: int = 1) -> str:
+    """Format a fraction as a percentage: ``0.978`` -> ``"97.8%"``."""
+    return f"{fraction * 100:.{digits}f}%"
+
+
+def points(fraction: float, digits: int = 1) -> str:
+    """Format a difference of fractions in points: ``0.018`` -> ``"1.8 pp"``."""
+    return f"{fraction * 100:.{digits}f} pp"
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """Return ``value`` unless it is NaN or infinite, because JSON carries neither."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)

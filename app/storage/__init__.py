@@ -1,0 +1,1 @@
+"""Persistence: the SQL database of gate results and the artifact store."""

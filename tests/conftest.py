@@ -1,0 +1,41 @@
+"""Fixtures shared by the whole suite: databases, live servers, real artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.databases import database_url_for
+from tests.servers import LiveServer
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on SQLite, then on PostgreSQL."""
+    with database_url_for(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real example artifacts: digits models distilled with torch, and datasets."""
+    from examples.artifacts import build_all
+
+    return build_all(tmp_path_factory.mktemp("artifacts"), quick=True)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A running DistilGate service, on SQLite then on PostgreSQL."""
+    root = tmp_path_factory.mktemp(f"server-{request.param}")
+    with database_url_for(request.param, root) as url:
+        live = LiveServer(url, root / "data", root / "server.log").start()
+        try:
+            yield live
+        finally:
+            live.stop()
