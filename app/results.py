@@ -16,6 +16,10 @@ Comparator = Literal[">=", "<=", "within"]
 
 _NEGATED = {">=": "<", "<=": ">"}
 
+# Values within this distance of a threshold count as equal to it, so that a
+# loss of exactly 3 points computed as 0.030000000000000027 still passes 0.03.
+TOLERANCE = 1e-9
+
 
 @dataclass(frozen=True)
 class Check:
@@ -73,7 +77,10 @@ def compare(
     threshold in the same unit, for example ``"3.0 pp"``. The message joins them
     with the operator that holds, so a failed check reads ``... > 3.0 pp``.
     """
-    holds = value >= threshold if comparator == ">=" else value <= threshold
+    if comparator == ">=":
+        holds = value >= threshold - TOLERANCE
+    else:
+        holds = value <= threshold + TOLERANCE
     operator = comparator if holds else _NEGATED[comparator]
     status: CheckStatus = "passed" if holds else ("warning" if advisory else "failed")
     return Check(

@@ -73,3 +73,9 @@ def test_param_ratio_check_skips_zero_student():
 def test_format_bytes_uses_decimal_units():
     assert format_bytes(999) == "999 B"
     assert format_bytes(1_200_000) == "1.20 MB"
+
+
+def test_accuracy_loss_check_exact_bar_passes_despite_rounding():
+    check = accuracy_loss_check(978 / 1000, 948 / 1000, POLICY)
+    assert check.status == "passed"
+    assert check.message.endswith("<= 3.0 pp")
