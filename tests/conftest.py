@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.databases import database_url_for
 from tests.servers import LiveServer
@@ -21,16 +22,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real example artifacts: digits models distilled with torch, and datasets."""
+def artifacts(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> dict[str, Path]:
+    """Real example artifacts: digits models distilled with torch, and datasets.
+
+    pytest-xdist workers share one build: the first worker trains the models
+    under a file lock and the others reuse its output.
+    """
     from examples.artifacts import build_all
 
-    return build_all(tmp_path_factory.mktemp("artifacts"), quick=True)
+    if worker_id == "master":
+        return build_all(tmp_path_factory.mktemp("artifacts"), quick=True)
+    shared = tmp_path_factory.getbasetemp().parent / "artifacts"
+    shared.mkdir(exist_ok=True)
+    with FileLock(str(shared) + ".lock"):
+        return build_all(shared, quick=True, reuse=True)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """A running DistilGate service, on SQLite then on PostgreSQL."""
     root = tmp_path_factory.mktemp(f"server-{request.param}")
     with database_url_for(request.param, root) as url:

@@ -69,9 +69,7 @@ class GateRepository:
             logger.info("artifact already registered sha256=%s", sha256)
 
 
-def _filtered(
-    query: Select[tuple[GateRecord]], filters: GateFilter
-) -> Select[tuple[GateRecord]]:
+def _filtered(query: Select[GateRecord], filters: GateFilter) -> Select[GateRecord]:
     for column, value in (
         (GateRecord.project, filters.project),
         (GateRecord.branch, filters.branch),

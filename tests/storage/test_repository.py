@@ -23,8 +23,14 @@ def make_record(number, **labels):
     values = {"kind": "model", "status": "passed", "project": "shop", "branch": "main"}
     values.update(labels)
     return GateRecord(
-        id=f"gate{number:04d}", commit=f"c{number}", created_at=datetime.now(UTC),
-        policy={}, metrics={"n": number}, checks=[], details={}, artifacts={},
+        id=f"gate{number:04d}",
+        commit=f"c{number}",
+        created_at=datetime.now(UTC),
+        policy={},
+        metrics={"n": number},
+        checks=[],
+        details={},
+        artifacts={},
         **values,
     )
 
@@ -35,7 +41,8 @@ def add(database, *records):
             GateRepository(session).add(record)
 
 
-def page(database, filters=GateFilter(), limit=50, cursor=None):
+def page(database, filters=None, limit=50, cursor=None):
+    filters = filters or GateFilter()
     with database.session() as session:
         records, next_cursor = GateRepository(session).page(
             filters, limit=limit, cursor=cursor
@@ -87,7 +94,9 @@ SEQ_NOT_A_NUMBER = "c2VxOmFiYw"  # base64 of "seq:abc"
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "!!!", SEQ_NOT_A_NUMBER])
 def test_repository_rejects_foreign_cursor(database, cursor):
-    with pytest.raises(InputError, match=r"cursor .* is not valid; pass the next_cursor"):
+    with pytest.raises(
+        InputError, match=r"cursor .* is not valid; pass the next_cursor"
+    ):
         page(database, cursor=cursor)
 
 

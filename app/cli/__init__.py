@@ -1,0 +1,1 @@
+"""The ``distilgate`` command line."""

@@ -1,0 +1,149 @@
+"""The distilgate command, run as a real process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli(tmp_path):
+    env = {
+        **os.environ,
+        "DISTILGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "DISTILGATE_DATA_DIR": str(tmp_path / "data"),
+        "COLUMNS": "200",
+    }
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli.main", *map(str, args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+
+    return run
+
+
+def model_args(artifacts, student="student"):
+    return [
+        "check",
+        "model",
+        "--teacher",
+        artifacts["teacher"],
+        "--student",
+        artifacts[student],
+        "--dataset",
+        artifacts["digits_test_npz"],
+    ]
+
+
+def data_args(artifacts, subset="subset_good_csv"):
+    return [
+        "check",
+        "data",
+        "--original",
+        artifacts["original_csv"],
+        "--subset",
+        artifacts[subset],
+        "--scenario-columns",
+        "ink,width",
+        "--label-column",
+        "label",
+    ]
+
+
+def test_cli_model_gate_passes_with_exit_0(cli, artifacts):
+    result = cli(*model_args(artifacts))
+    assert result.returncode == 0, result.stderr
+    assert "model gate PASSED" in result.stdout
+    assert "accuracy_loss" in result.stdout
+
+
+def test_cli_model_gate_fails_with_exit_1(cli, artifacts):
+    result = cli(*model_args(artifacts, student="student_tiny"), "--json")
+    body = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert body["status"] == "failed"
+
+
+def test_cli_data_gates_exit_by_verdict(cli, artifacts):
+    assert cli(*data_args(artifacts)).returncode == 0
+    failed = cli(*data_args(artifacts, subset="subset_bad_csv"))
+    assert failed.returncode == 1
+    assert "scenario_coverage" in failed.stdout
+
+
+def test_cli_records_to_local_database(cli, artifacts, tmp_path):
+    from app.config import Settings
+    from app.storage.db import Database
+    from app.storage.repository import GateFilter, GateRepository
+
+    body = json.loads(cli(*data_args(artifacts), "--project", "local", "--json").stdout)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'cli.db'}")
+    database = Database(settings)
+    with database.session() as session:
+        records, _ = GateRepository(session).page(
+            GateFilter(project="local"), limit=10, cursor=None
+        )
+        assert [record.id for record in records] == [body["id"]]
+    database.dispose()
+
+
+def test_cli_posts_to_server(cli, artifacts, server):
+    result = cli(
+        *data_args(artifacts), "--server", server.url, "--project", "remote", "--json"
+    )
+    body = json.loads(result.stdout)
+    stored = httpx.get(f"{server.url}/api/v1/gates/{body['id']}")
+    assert result.returncode == 0, result.stderr
+    assert stored.json()["project"] == "remote"
+
+
+def test_cli_server_bad_input_exits_2(cli, artifacts, server, tmp_path):
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"min_coverage": 95}')
+    result = cli(*data_args(artifacts), "--server", server.url, "--policy", policy)
+    assert result.returncode == 2
+    assert "policy.min_coverage" in result.stderr
+    assert "write 0.95, not 95" in result.stderr
+
+
+def test_cli_unreachable_server_exits_2(cli, artifacts):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = cli(*data_args(artifacts), "--server", url)
+    assert result.returncode == 2
+    assert "cannot reach the DistilGate server" in result.stderr
+
+
+def test_cli_missing_file_exits_2(cli, artifacts, tmp_path):
+    args = data_args(artifacts)
+    args[args.index("--subset") + 1] = tmp_path / "nope.csv"
+    result = cli(*args)
+    assert result.returncode == 2
+    assert "--subset" in result.stderr
+    assert "nope.csv" in result.stderr
+
+
+def test_cli_bad_policy_file_exits_2(cli, artifacts, tmp_path):
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"max_loss": 0.1}')
+    result = cli(*model_args(artifacts), "--policy", policy)
+    assert result.returncode == 2
+    assert "unknown policy key 'max_loss'" in result.stderr
+
+
+def test_cli_usage_error_exits_2(cli):
+    result = cli("check", "model", "--teacher")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
