@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SERVER ?= http://$(HOST):$(PORT)
 PYTEST_ARGS ?=
+ARTIFACTS_DIR ?= examples/out
+BUILD_OPTIONS ?=
 
 .PHONY: install run test demo artifacts lint clean
 
@@ -27,7 +29,7 @@ test: install
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 artifacts: install
-	$(BIN)/python examples/build_artifacts.py
+	$(BIN)/python examples/build_artifacts.py --out $(ARTIFACTS_DIR) $(BUILD_OPTIONS)
 
 demo: install
 	$(BIN)/python examples/demo.py --server $(SERVER)

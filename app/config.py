@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,44 @@ class Settings(BaseSettings):
     )
     model_timeout_s: float = Field(
         300.0, gt=0, description="Time limit for measuring one model, in seconds."
+    )
+
+    allow_torchscript: bool = Field(
+        False,
+        description="Run TorchScript uploads, which execute code: trusted input only.",
+    )
+
+    # Jobs
+    job_workers: int = Field(2, ge=1, description="Gates evaluated at once.")
+    max_pending_jobs: int = Field(
+        100, ge=1, description="Queued and running gates before new ones get 503."
+    )
+    job_timeout_s: float = Field(
+        1800.0, gt=0, description="Deadline of one gate; past it the gate is error."
+    )
+    default_wait_s: float = Field(
+        300.0,
+        ge=0,
+        le=3600,
+        description="How long a POST waits for the verdict when `wait` is not given.",
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often overdue gates are ended, in seconds."
+    )
+
+    # Access
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bootstrap admin token; when set, every request needs a token.",
+    )
+    public_read: bool = Field(
+        False, description="With tokens on, let read endpoints answer without one."
+    )
+    token: SecretStr | None = Field(
+        None, description="API token the CLI sends to a server (DISTILGATE_TOKEN)."
+    )
+    public_url: str | None = Field(
+        None, description="Base URL of the service as clients reach it, for links."
     )
 
     # Server

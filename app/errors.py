@@ -7,6 +7,7 @@ message and exits with code 2.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -16,19 +17,31 @@ class DistilGateError(Exception):
     status_code = 400
     error_type = "distilgate_error"
 
-    def __init__(self, message: str, *, field: str | None = None, value: Any = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        location: str = "body",
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         self.value = value
+        self.location = location
 
     def to_detail(self) -> dict[str, Any]:
-        """Return the error as one FastAPI-style ``detail`` entry."""
-        loc = ["body", *self.field.split(".")] if self.field else ["body"]
+        """Return the error as one FastAPI-style ``detail`` entry.
+
+        ``location`` is where the field was sent: ``body``, ``query``, ``path``
+        or ``header``.
+        """
+        loc = [self.location, *self.field.split(".")] if self.field else [self.location]
         return {
             "type": self.error_type,
             "loc": loc,
-            "msg": self.message,
+            "msg": printable(self.message),
             "input": _json_safe(self.value),
         }
 
@@ -54,11 +67,29 @@ class UnsupportedFormatError(InputError):
     error_type = "unsupported_format"
 
 
+class ConflictError(DistilGateError):
+    """A request conflicts with stored state, such as a reused idempotency key."""
+
+    status_code = 409
+    error_type = "conflict"
+
+
 class NotFoundError(DistilGateError):
     """A stored object does not exist."""
 
     status_code = 404
     error_type = "not_found"
+
+
+class ServiceUnavailableError(DistilGateError):
+    """The service cannot take the request now; the client should retry later."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class EvaluationError(DistilGateError):
@@ -71,13 +102,31 @@ class EvaluationError(DistilGateError):
     error_type = "evaluation_error"
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with lone surrogates escaped, so it encodes as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with non-finite floats and unencodable text made JSON-safe."""
+    if isinstance(value, dict):
+        return {printable(str(key)): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return printable(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return printable(str(value))
+
+
 def _json_safe(value: Any) -> Any:
     """Shorten a value so that an error body stays small and JSON-serialisable."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else repr(value)
     if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value[:20]]
-    text = str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return json_safe(value)
+    text = printable(str(value))
     return text if len(text) <= 200 else text[:197] + "..."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -11,12 +11,18 @@ from app.errors import InputError
 
 Resource = Literal["size", "latency", "memory"]
 ALL_RESOURCES: tuple[Resource, ...] = ("size", "latency", "memory")
+Task = Literal["classification", "binary", "regression"]
+LossMode = Literal["absolute", "relative"]
+ModelRole = Literal["teacher", "student"]
+# One name for both models, or a name per model: {"teacher": "x", "student": "y"}.
+TensorName = str | dict[ModelRole, str]
+ScenarioValue = str | int | float | bool | None
 
 
 class Policy(BaseModel):
     """Thresholds a gate applies. Every ratio is a fraction: 0.95, never 95."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     min_coverage: float = Field(
         0.95,
@@ -50,6 +56,151 @@ class Policy(BaseModel):
         (0.05, 0.10),
         description="Advisory range for the share of unusual rows in the subset.",
     )
+
+    task: Task | None = Field(
+        None,
+        description="Model gate task; inferred from the labels and outputs if unset.",
+    )
+    decision_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="Binary task: class 1 when its probability is at least this.",
+    )
+    accuracy_loss_mode: LossMode = Field(
+        "absolute",
+        description="Which accuracy loss gates: teacher - student (absolute) or "
+        "(teacher - student) / teacher (relative).",
+    )
+    max_class_drop: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Maximum accuracy drop of any one class; unset: not gated.",
+    )
+    min_class_rows: int = Field(
+        20,
+        ge=1,
+        le=1_000_000,
+        description="Classes with fewer evaluation rows are reported, not judged.",
+    )
+    input_name: TensorName | None = Field(
+        None,
+        description="Model input the dataset feeds; needed when a model has "
+        "several inputs.",
+    )
+    output_name: TensorName | None = Field(
+        None,
+        description="Model output that gives the predictions; overrides the choice "
+        "by type.",
+    )
+    t_way: int = Field(
+        2,
+        ge=2,
+        le=4,
+        description="Data gate: 2 checks value pairs of the scenario columns "
+        "(pairwise_coverage); 3 or 4 also checks every 3 or 4 columns together "
+        "(t_way_coverage).",
+    )
+    required_scenarios: list[dict[str, ScenarioValue]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Data gate: conditions the subset must keep rows of, each an "
+        'object of column: value pairs that must all hold, e.g. {"status": '
+        '"failed"}. A text of digits and x such as "5xx" matches any digit for x.',
+    )
+    min_required_rows: int = Field(
+        3,
+        ge=1,
+        le=1_000_000,
+        description="Data gate: distinct rows the subset keeps of each required "
+        "scenario, or all the original has when fewer.",
+    )
+    edge_case_gated: bool = Field(
+        False,
+        description="Data gate: fail, not warn, when the edge-case share is "
+        "outside edge_case_share.",
+    )
+    coverage_margin: float = Field(
+        0.10,
+        ge=0.0,
+        le=0.5,
+        description="Data gate: how far below min_coverage a uniformly random "
+        "subset of the same size must score; sets k of feature_coverage.",
+    )
+    coverage_neighbours: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Data gate: k of feature_coverage; unset: the largest k that "
+        "keeps coverage_margin.",
+    )
+    near_duplicate_ratio: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Data gate: rows of one scenario closer than this times the "
+        "median nearest-neighbour distance are near-duplicates; 0 turns it off.",
+    )
+
+    @field_validator("input_name", "output_name", mode="before")
+    @classmethod
+    def _check_names(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        names = value.values() if isinstance(value, dict) else [value]
+        if isinstance(value, dict) and not set(value) <= {"teacher", "student"}:
+            unknown = sorted(str(key) for key in set(value) - {"teacher", "student"})
+            raise ValueError(
+                f"expected the keys 'teacher' and 'student', got {unknown}"
+            )
+        if not all(isinstance(name, str) and name.strip() for name in names):
+            raise ValueError(
+                'expected a tensor name or {"teacher": name, "student": name}'
+            )
+        return value
+
+    def tensor_name(
+        self, key: Literal["input_name", "output_name"], role: str
+    ) -> str | None:
+        """Return the ``input_name`` or ``output_name`` that applies to ``role``."""
+        value: TensorName | None = getattr(self, key)
+        if isinstance(value, dict):
+            return value.get(cast(ModelRole, role))
+        return value
+
+    @field_validator("required_scenarios")
+    @classmethod
+    def _check_rules(
+        cls, value: list[dict[str, ScenarioValue]]
+    ) -> list[dict[str, ScenarioValue]]:
+        for index, rule in enumerate(value):
+            if not rule:
+                raise ValueError(
+                    f"rule {index} is empty; expected an object of column: value "
+                    'conditions such as {"status": "failed"}'
+                )
+        return value
+
+    @field_validator(
+        "min_coverage",
+        "max_accuracy_loss",
+        "min_reduction",
+        "max_param_ratio",
+        "decision_threshold",
+        "max_class_drop",
+        "coverage_margin",
+        "near_duplicate_ratio",
+        "edge_case_share",
+        mode="before",
+    )
+    @classmethod
+    def _reject_text_and_booleans(cls, value: Any) -> Any:
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if isinstance(item, bool | str):
+                raise ValueError(f"expected a number, got {type(item).__name__}")
+        return value
 
     @field_validator("edge_case_share")
     @classmethod

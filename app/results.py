@@ -10,8 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-CheckStatus = Literal["passed", "failed", "warning", "skipped"]
-GateStatus = Literal["passed", "failed", "error"]
+CheckStatus = Literal["passed", "failed", "warning", "skipped", "inconclusive"]
+GateStatus = Literal["passed", "failed", "error", "inconclusive"]
 Comparator = Literal[">=", "<=", "within"]
 
 _NEGATED = {">=": "<", "<=": ">"}
@@ -28,6 +28,9 @@ class Check:
     ``value`` and ``threshold`` are fractions for ratios (0.95, never 95). An
     advisory check that fails has status ``warning`` and never fails the gate.
     A check whose value could not be measured has status ``skipped``.
+    ``interval`` is the 95% confidence interval ``[low, high]`` of ``value`` when
+    one was computed. A check whose value passes but whose interval crosses the
+    threshold has status ``inconclusive``.
     """
 
     name: str
@@ -38,6 +41,7 @@ class Check:
     status: CheckStatus
     advisory: bool
     message: str
+    interval: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,9 +58,15 @@ class Evaluation:
 
     @property
     def status(self) -> GateStatus:
-        """``failed`` when any non-advisory check failed, else ``passed``."""
-        failed = any(c.status == "failed" and not c.advisory for c in self.checks)
-        return "failed" if failed else "passed"
+        """The verdict of the non-advisory checks.
+
+        ``failed`` when any of them failed, else ``inconclusive`` when any of
+        them is inconclusive, else ``passed``.
+        """
+        gating = [c.status for c in self.checks if not c.advisory]
+        if "failed" in gating:
+            return "failed"
+        return "inconclusive" if "inconclusive" in gating else "passed"
 
 
 def compare(
@@ -92,6 +102,53 @@ def compare(
         status=status,
         advisory=advisory,
         message=f"{describe} {operator} {bound}",
+    )
+
+
+def compare_interval(
+    name: str,
+    value: float,
+    interval: tuple[float, float],
+    threshold: float,
+    comparator: Literal[">=", "<="],
+    *,
+    unit: str,
+    describe: str,
+    bound: str,
+    shown_interval: str,
+) -> Check:
+    """Build a check from a point estimate, its 95% interval and the threshold.
+
+    The check fails when the point estimate misses the threshold. It passes
+    only when the whole interval clears the threshold. Otherwise the point
+    estimate passes but the interval crosses the threshold, and the status is
+    ``inconclusive``. ``shown_interval`` renders the interval in the unit of
+    ``bound``, for example ``"[0.4 pp, 3.2 pp]"``.
+    """
+    point = compare(
+        name, value, threshold, comparator, unit=unit, describe=describe, bound=bound
+    )
+    low, high = interval
+    clears = (
+        low >= threshold - TOLERANCE
+        if comparator == ">="
+        else high <= threshold + TOLERANCE
+    )
+    message = f"{point.message}, 95% CI {shown_interval}"
+    status: CheckStatus = point.status
+    if point.status == "passed" and not clears:
+        status = "inconclusive"
+        message += f" crosses {bound}: inconclusive"
+    return Check(
+        name=name,
+        value=value,
+        threshold=threshold,
+        comparator=comparator,
+        unit=unit,
+        status=status,
+        advisory=False,
+        message=message,
+        interval=[float(low), float(high)],
     )
 
 

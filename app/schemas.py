@@ -1,17 +1,20 @@
-"""Request and response bodies of the REST API."""
+"""Request and response bodies of the REST API, shared by the CLI and reports."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.evaluation.metrics_gate import DataMetrics, ModelMetrics
 from app.storage.models import GateRecord
 
 GateKind = Literal["model", "data"]
-GateStatus = Literal["passed", "failed", "error"]
+GateStatus = Literal[
+    "queued", "running", "passed", "failed", "error", "inconclusive", "waived"
+]
+TERMINAL_STATUSES = frozenset({"passed", "failed", "error", "inconclusive", "waived"})
 
 
 class Health(BaseModel):
@@ -27,9 +30,12 @@ class CheckOut(BaseModel):
     threshold: float | list[float] | None
     comparator: Literal[">=", "<=", "within"]
     unit: str
-    status: Literal["passed", "failed", "warning", "skipped"]
+    status: Literal["passed", "failed", "warning", "skipped", "inconclusive"]
     advisory: bool
     message: str
+    interval: list[float] | None = Field(
+        None, description="95% confidence interval [low, high] of the value."
+    )
 
 
 class ArtifactOut(BaseModel):
@@ -38,6 +44,17 @@ class ArtifactOut(BaseModel):
     sha256: str
     size_bytes: int
     filename: str | None
+
+
+class Waiver(BaseModel):
+    """An accepted failure: who waived it, why, and until when."""
+
+    reason: str
+    expires_at: datetime
+    waived_by: str
+    waived_at: datetime
+    original_status: str
+    active: bool
 
 
 class GateResult(BaseModel):
@@ -50,33 +67,80 @@ class GateResult(BaseModel):
     branch: str | None
     commit: str | None
     created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     policy: dict[str, Any]
+    policy_version: int | None = Field(
+        None, description="Version of the project policy used; null for none."
+    )
     metrics: dict[str, Any]
     checks: list[CheckOut]
     artifacts: dict[str, ArtifactOut]
     details: dict[str, Any]
-    error: str | None = Field(None, description="Why an `error` gate could not finish.")
+    error: str | None = Field(None, description="Why an `error` gate did not finish.")
+    progress: dict[str, Any] | None = Field(
+        None, description="Stage and fraction done while the gate runs."
+    )
+    comparison: dict[str, Any] | None = Field(
+        None,
+        description="Deltas against the last passing result of the same project, "
+        "branch and kind, and the previous run of the same commit.",
+    )
+    verdict_changed: bool = Field(
+        False, description="The previous run of the same commit had another status."
+    )
+    fingerprint: str | None = Field(
+        None, description="sha256 of the kind, inputs, artifact hashes and policy."
+    )
+    waiver: Waiver | None = None
 
     @classmethod
-    def from_record(cls, record: GateRecord) -> GateResult:
-        created = record.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
+    def from_record(cls, record: GateRecord, now: datetime | None = None) -> GateResult:
+        waiver = _waiver(record.waiver, now or datetime.now(UTC))
+        status = record.status
+        if waiver is not None and not waiver.active:
+            status = waiver.original_status
+        previous = (record.comparison or {}).get("previous_run") or {}
         return cls(
             id=record.id,
             kind=record.kind,
-            status=record.status,
+            status=status,
             project=record.project,
             branch=record.branch,
             commit=record.commit,
-            created_at=created,
+            created_at=_utc(record.created_at),
+            started_at=_utc(record.started_at),
+            finished_at=_utc(record.finished_at),
             policy=record.policy,
+            policy_version=record.policy_version,
             metrics=record.metrics,
             checks=[CheckOut(**check) for check in record.checks],
             artifacts={k: ArtifactOut(**v) for k, v in record.artifacts.items()},
             details=record.details,
             error=record.error,
+            progress=record.progress,
+            comparison=record.comparison,
+            verdict_changed=bool(previous.get("verdict_changed")),
+            fingerprint=record.fingerprint,
+            waiver=waiver,
         )
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def _utc(value: datetime | None) -> Any:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _waiver(stored: dict[str, Any] | None, now: datetime) -> Waiver | None:
+    if not stored:
+        return None
+    expires = _utc(datetime.fromisoformat(stored["expires_at"]))
+    return Waiver(**{**stored, "active": expires > now})
 
 
 class GatePage(BaseModel):
@@ -86,6 +150,25 @@ class GatePage(BaseModel):
     next_cursor: str | None = Field(
         None, description="Pass as `cursor` to get the next page; null on the last."
     )
+
+
+class TrendPoint(BaseModel):
+    """One result in a metric's time series."""
+
+    id: str
+    created_at: datetime
+    commit: str | None
+    branch: str | None
+    status: str
+    value: float | None
+
+
+class Trend(BaseModel):
+    """A metric's values over the newest results, oldest first."""
+
+    project: str
+    metric: str
+    points: list[TrendPoint]
 
 
 class _GateLabels(BaseModel):
@@ -106,3 +189,91 @@ class DataMetricsRequest(DataMetrics, _GateLabels):
 MetricsRequest = Annotated[
     ModelMetricsRequest | DataMetricsRequest, Field(discriminator="kind")
 ]
+
+
+class ProjectPolicyIn(BaseModel):
+    """A project's policy: threshold overrides and the keys requests may not change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: dict[str, Any] = Field(default_factory=dict)
+    locked: list[str] = Field(default_factory=list)
+
+
+class ProjectPolicyOut(BaseModel):
+    """The project policy in force, with its version and the merged thresholds."""
+
+    project: str
+    version: int | None
+    policy: dict[str, Any]
+    locked: list[str]
+    effective: dict[str, Any]
+
+
+class WaiverIn(BaseModel):
+    """Accept a failed gate until ``expires_at``, for a stated reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=2000)
+    expires_at: datetime
+
+
+class TokenIn(BaseModel):
+    """A new API token's name, scopes and projects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Literal["submit", "read", "admin"]] = Field(min_length=1)
+    projects: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class TokenOut(BaseModel):
+    """An API token without its secret."""
+
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    projects: list[str]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class TokenCreated(TokenOut):
+    """A new API token; ``token`` is shown only in this response."""
+
+    token: str
+
+
+class WebhookIn(BaseModel):
+    """A URL to call, signed with ``secret``, on every terminal result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2000)
+    secret: str = Field(min_length=16, max_length=200)
+    projects: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class WebhookOut(BaseModel):
+    """A registered webhook, without its secret."""
+
+    id: str
+    url: str
+    projects: list[str]
+    active: bool
+    created_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    """One attempt to deliver a result to a webhook."""
+
+    id: str
+    gate_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    delivered: bool
+    created_at: datetime

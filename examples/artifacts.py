@@ -33,6 +33,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from app.evaluation.distill import distill
 from app.policy import Policy
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,6 @@ ALPHA = 0.7
 ONNX_OPSET = 17
 
 SUBSET_FRACTION = 0.20
-SUBSET_UNUSUAL_SHARE = 0.07
 UNUSUAL_CONTAMINATION = 0.05
 LOST_LABELS = (3, 8)
 COVERAGE_CLUSTER_COUNTS = (10, 20, 50)
@@ -325,61 +325,23 @@ def unusual_rows(table: pd.DataFrame) -> np.ndarray:
 def select_distilled_subset(
     table: pd.DataFrame, *, fraction: float = SUBSET_FRACTION
 ) -> pd.DataFrame:
-    """Select about ``fraction`` of the rows while keeping every scenario tuple.
+    """Distil about ``fraction`` of the rows with DistilGate's own ``distill``.
 
-    Unusual rows (see :func:`unusual_rows`) are added until they make up 7% of
-    the target size. The rest of the target is shared among the (label, ink,
-    width) tuples in proportion to their size, at least one row each. Inside a
-    tuple the rows nearest to k-means centroids of its pixels are kept, so the
-    selection spreads over the feature space.
+    It cleans the table, keeps a row of every (label, ink, width) tuple and value
+    pair, keeps 5-10% unusual rows and spends the rest of the budget on
+    nearest-neighbour coverage of the pixel space, with the gate's defaults.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
-
-    target = round(fraction * len(table))
-    unusual = set(table.index[unusual_rows(table)])
-    n_unusual = round(SUBSET_UNUSUAL_SHARE * target)
-    groups = table.groupby(SCENARIO_COLUMNS, sort=True).groups
-    quotas = _allocate(
-        {key: len(rows) for key, rows in groups.items()}, target - n_unusual
+    result = distill(
+        table,
+        fraction=fraction,
+        scenario_columns=[c for c in SCENARIO_COLUMNS if c != "label"],
+        label_column="label",
+        policy=Policy(),
+        seed=SEED,
     )
-    chosen: set[Any] = set()
-    for key, rows in groups.items():
-        chosen.update(_central_rows(table.loc[rows], quotas[key]))
-
-    # Small tuples are kept whole and often contain unusual rows, so only the
-    # shortfall is drawn from the remaining unusual rows.
-    candidates = sorted(unusual - chosen)
-    missing = min(len(candidates), max(0, n_unusual - len(unusual & chosen)))
-    rng = np.random.default_rng(SEED)
-    chosen.update(rng.choice(candidates, size=missing, replace=False).tolist())
-    return table.loc[sorted(chosen)].reset_index(drop=True)
-
-
-def _allocate(sizes: dict[Any, int], total: int) -> dict[Any, int]:
-    """Share ``total`` among groups by size (largest remainder), at least 1 each."""
-    n_rows = sum(sizes.values())
-    exact = {key: total * size / n_rows for key, size in sizes.items()}
-    quotas = {key: max(1, int(share)) for key, share in exact.items()}
-    by_remainder = sorted(exact, key=lambda key: exact[key] - int(exact[key]))
-    while sum(quotas.values()) < total and by_remainder:
-        key = by_remainder.pop()
-        quotas[key] = min(sizes[key], quotas[key] + 1)
-    return quotas
-
-
-def _central_rows(group: pd.DataFrame, count: int) -> list[Any]:
-    if count >= len(group):
-        return list(group.index)
-
-    features = group[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
-    kmeans = KMeans(n_clusters=count, n_init=1, random_state=SEED).fit(features)
-    picked: list[Any] = []
-    for centroid in kmeans.cluster_centers_:
-        distance = np.linalg.norm(features - centroid, axis=1)
-        distance[[group.index.get_loc(row) for row in picked]] = np.inf
-        picked.append(group.index[int(np.argmin(distance))])
-    return picked
+    return result.subset.reset_index(drop=True)
 
 
 def select_lost_class_subset(

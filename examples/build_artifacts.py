@@ -1,6 +1,6 @@
 """Build the example models, data sets and manifest from scikit-learn's digits.
 
-Usage: python examples/build_artifacts.py [--out examples/out] [--quick]
+Usage: python examples/build_artifacts.py [--out examples/out] [--quick] [--reuse]
 
 Exits 0 when the artifacts are built and give the verdicts the demo expects,
 1 when they are built but one verdict would differ.
@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="train the teacher for 5 epochs instead of 10 (same verdicts, faster)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep artifacts already in --out when their manifest still matches",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     started = time.perf_counter()
-    paths = build_all(args.out, quick=args.quick)
+    paths = build_all(args.out, quick=args.quick, reuse=args.reuse)
     elapsed = time.perf_counter() - started
     manifest = json.loads(paths["manifest"].read_text())
     print_summary(manifest, args.out, elapsed)

@@ -23,13 +23,20 @@ def free_port() -> int:
 class LiveServer:
     """Runs `distilgate serve` on a free loopback port with its own storage."""
 
-    def __init__(self, database_url: str, data_dir: Path, log_path: Path):
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
             "DISTILGATE_DATABASE_URL": database_url,
             "DISTILGATE_DATA_DIR": str(data_dir),
+            **(extra_env or {}),
         }
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -43,7 +50,11 @@ class LiveServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self, timeout_s: float = 60.0) -> None:

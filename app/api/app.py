@@ -1,4 +1,4 @@
-"""Application factory: settings, storage, routes and error rendering."""
+"""Application factory: runtime, routes and error rendering."""
 
 from __future__ import annotations
 
@@ -6,19 +6,29 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
-from app.api.routes import router
+from app.api.routes import admin, gates, projects
+from app.auth import AuthenticationError
 from app.config import Settings, get_settings
-from app.errors import DistilGateError
-from app.storage.blobs import BlobStore
-from app.storage.db import Database
+from app.errors import DistilGateError, ServiceUnavailableError, json_safe, printable
+from app.runtime import Runtime
+from app.schemas import Health
 
 logger = logging.getLogger(__name__)
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz")
+def healthz() -> Health:
+    """Report that the service is up, with its version."""
+    return Health(status="ok", version=__version__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,16 +37,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings)
-        database.migrate()
-        app.state.settings = settings
-        app.state.database = database
-        app.state.store = BlobStore(settings.data_dir)
+        runtime = Runtime(settings)
+        runtime.start()
+        app.state.runtime = runtime
+        if not runtime.auth_enabled:
+            logger.warning(
+                "authentication is off: set DISTILGATE_ADMIN_TOKEN to require tokens"
+            )
         logger.info(
             "service started version=%s data_dir=%s", __version__, settings.data_dir
         )
         yield
-        database.dispose()
+        runtime.stop()
         logger.info("service stopped")
 
     app = FastAPI(
@@ -45,12 +57,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Quality gate for distilled datasets and distilled models.",
         lifespan=lifespan,
     )
-    app.include_router(router)
+    for router in (health, gates.router, projects.router, admin.router):
+        app.include_router(router)
     app.add_exception_handler(DistilGateError, _render_error)  # type: ignore[arg-type]
     app.add_exception_handler(
         RequestValidationError,
         _render_validation_error,  # type: ignore[arg-type]
     )
+    app.add_exception_handler(StarletteHTTPException, _render_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _render_unexpected)
     return app
 
 
@@ -61,8 +76,15 @@ async def _render_error(request: Request, exc: DistilGateError) -> JSONResponse:
         exc.status_code,
         exc.field,
     )
+    headers = {}
+    if isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ServiceUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse(
-        status_code=exc.status_code, content={"detail": [exc.to_detail()]}
+        status_code=exc.status_code,
+        content={"detail": [exc.to_detail()]},
+        headers=headers,
     )
 
 
@@ -82,13 +104,41 @@ async def _render_validation_error(
     for error in exc.errors():
         error = dict(error)
         if error.get("type") in _TAG_ERRORS:
-            error["loc"] = (
-                *error["loc"],
-                error.get("ctx", {}).get("discriminator", "kind").strip("'"),
-            )
+            discriminator = error.get("ctx", {}).get("discriminator", "kind")
+            error["loc"] = (*error["loc"], discriminator.strip("'"))
         error.pop("url", None)
-        errors.append(error)
+        errors.append(json_safe(jsonable_encoder(error, sqlalchemy_safe=True)))
     logger.info(
-        "request rejected path=%s status=422 errors=%d", request.url.path, len(errors)
+        "request rejected path=%s status=422 errors=%d",
+        request.url.path,
+        len(errors),
     )
-    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
+async def _render_http_error(
+    request: Request, exc: StarletteHTTPException
+) -> JSONResponse:
+    """Render framework errors, such as a malformed multipart body, in our shape."""
+    detail = {
+        "type": "http_error",
+        "loc": ["body"] if exc.status_code == 400 else [],
+        "msg": printable(str(exc.detail)),
+        "input": None,
+    }
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": [detail]},
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _render_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unexpected error path=%s", request.url.path, exc_info=exc)
+    detail: dict[str, object] = {
+        "type": "internal_error",
+        "loc": [],
+        "msg": "internal error; the server log has the details",
+        "input": None,
+    }
+    return JSONResponse(status_code=500, content={"detail": [detail]})

@@ -1,22 +1,36 @@
-"""Dependencies shared by the routes."""
+"""Dependencies shared by the routes: the runtime and the authenticated caller."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
-from app.gates import GateService, service_scope
-
-
-def _service(request: Request) -> Iterator[GateService]:
-    """Yield a gate service whose session commits before the response is sent."""
-    state = request.app.state
-    with service_scope(state.database, state.store, state.settings) as service:
-        yield service
+from app.auth import Principal
+from app.runtime import Runtime
 
 
-# scope="function" closes the session when the route returns, so a failed
-# commit becomes an error response instead of happening after a 200 was sent.
-ServiceDep = Annotated[GateService, Depends(_service, scope="function")]
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def _caller(scope: str) -> Callable[..., Principal]:
+    def dependency(
+        runtime: RuntimeDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        principal = runtime.principal(authorization, read_only=scope == "read")
+        principal.require(scope)
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(_caller("read"))]
+Submitter = Annotated[Principal, Depends(_caller("submit"))]
+Admin = Annotated[Principal, Depends(_caller("admin"))]

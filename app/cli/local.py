@@ -6,11 +6,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from app.api.schemas import GateResult
+from app.auth import ANONYMOUS_ADMIN
 from app.config import Settings
-from app.gates import Upload, service_scope, validate_meta
-from app.storage.blobs import BlobStore
-from app.storage.db import Database
+from app.gates import Upload, split_columns, validate_meta
+from app.runtime import Runtime
+
+# A local run waits for its own evaluation, however long it takes.
+_NO_LIMIT_S = 10 * 365 * 24 * 3600.0
 
 
 def submit(
@@ -21,14 +23,13 @@ def submit(
     policy_text: str | None,
 ) -> dict[str, Any]:
     """Run a model or data gate on local files and return the stored result."""
-    database = Database(settings)
+    runtime = Runtime(settings)
     try:
-        database.migrate()
-        store = BlobStore(settings.data_dir)
+        runtime.database.migrate()
         meta = validate_meta(
             form.get("project"), form.get("branch"), form.get("commit")
         )
-        with ExitStack() as stack, service_scope(database, store, settings) as service:
+        with ExitStack() as stack:
             uploads = {
                 field: Upload(
                     field=field,
@@ -37,21 +38,19 @@ def submit(
                 )
                 for field, path in files.items()
             }
-            if kind == "model":
-                record = service.run_model_gate(
-                    uploads,
-                    meta,
-                    label_column=form.get("label_column"),
-                    policy_text=policy_text,
-                )
-            else:
-                record = service.run_data_gate(
-                    uploads,
-                    meta,
-                    scenario_columns=form.get("scenario_columns"),
-                    label_column=form.get("label_column"),
-                    policy_text=policy_text,
-                )
-            return GateResult.from_record(record).model_dump(mode="json")
+            submitted = runtime.submit_uploads(
+                kind, uploads, meta, _request(kind, form), policy_text
+            )
+        result = runtime.wait(submitted.id, ANONYMOUS_ADMIN, _NO_LIMIT_S)
+        return result.model_dump(mode="json")
     finally:
-        database.dispose()
+        runtime.stop()
+
+
+def _request(kind: str, form: dict[str, str]) -> dict[str, Any]:
+    if kind == "model":
+        return {"label_column": form.get("label_column") or "label"}
+    return {
+        "scenario_columns": split_columns(form.get("scenario_columns")),
+        "label_column": form.get("label_column") or None,
+    }

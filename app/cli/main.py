@@ -1,13 +1,13 @@
 """Entry point of ``distilgate``: argument parsing and exit codes.
 
-Exit codes: 0 the gate passed, 1 it failed, 2 bad input, a usage error, an
-evaluation error or an unreachable server.
+Exit codes, the same in every DistilGate client: 0 the gate passed (or its
+failure is waived), 1 it failed, 2 an error (bad input, a usage error, an
+evaluation error or an unreachable server), 3 inconclusive.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.cli import local, remote
-from app.cli.render import print_result
+from app.cli import commands
 from app.config import get_settings
-from app.errors import DistilGateError, InputError
+from app.errors import DistilGateError
 
 logger = logging.getLogger(__name__)
 
-EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-_EXIT_BY_STATUS = {"passed": EXIT_PASSED, "failed": EXIT_FAILED}
+EXIT_ERROR = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,26 +37,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.field}: " if exc.field else ""
         print(f"error: {where}{exc.message}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader of stdout went away (for example `| head`); nothing to report.
+        return EXIT_ERROR
+    # Anything else, such as an unreachable database, is an error for CI (exit 2),
+    # never a verdict; the traceback is logged at debug level.
+    except Exception as exc:
+        logger.debug("command failed", exc_info=exc)
+        message = " ".join(str(exc).split())[:500]
+        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distilgate",
         description="Quality gate for distilled datasets and distilled models.",
+        epilog="Exit codes: 0 passed or waived, 1 failed, 2 error, 3 inconclusive.",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    _add_serve(commands)
-    _add_check(commands)
-    _add_db(commands)
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    _add_serve(subcommands)
+    _add_check(subcommands)
+    _add_report(subcommands)
+    _add_db(subcommands)
     return parser
 
 
-def _add_serve(commands: Any) -> None:
+def _add_serve(subcommands: Any) -> None:
     settings = get_settings()
-    serve = commands.add_parser("serve", help="start the REST service")
+    serve = subcommands.add_parser("serve", help="start the REST service")
     serve.add_argument(
         "--host",
         default=settings.host,
@@ -70,11 +83,11 @@ def _add_serve(commands: Any) -> None:
         default=settings.port,
         help=f"port to bind (default {settings.port})",
     )
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=commands.serve)
 
 
-def _add_check(commands: Any) -> None:
-    check = commands.add_parser("check", help="run a gate and print its checks")
+def _add_check(subcommands: Any) -> None:
+    check = subcommands.add_parser("check", help="run a gate and print its checks")
     kinds = check.add_subparsers(dest="kind", required=True)
     model = kinds.add_parser("model", help="gate a student model against its teacher")
     model.add_argument("--teacher", type=Path, required=True, help="teacher ONNX file")
@@ -91,8 +104,21 @@ def _add_check(commands: Any) -> None:
         help="label column of a tabular dataset (default: label)",
     )
     data = kinds.add_parser("data", help="gate a distilled subset against its original")
-    data.add_argument("--original", type=Path, required=True, help="original dataset")
-    data.add_argument("--subset", type=Path, required=True, help="distilled subset")
+    data.add_argument("--original", type=Path, default=None, help="original dataset")
+    data.add_argument("--subset", type=Path, default=None, help="distilled subset")
+    data.add_argument(
+        "--original-coverage",
+        type=Path,
+        default=None,
+        help="coverage report of the test run on the original "
+        "(Cobertura, JaCoCo, lcov or coverage.py JSON)",
+    )
+    data.add_argument(
+        "--subset-coverage",
+        type=Path,
+        default=None,
+        help="coverage report of the test run on the subset",
+    )
     data.add_argument(
         "--scenario-columns",
         default=None,
@@ -105,7 +131,7 @@ def _add_check(commands: Any) -> None:
     )
     for sub in (model, data):
         _add_common_check_options(sub)
-        sub.set_defaults(handler=_check)
+        sub.set_defaults(handler=commands.check)
 
 
 def _add_common_check_options(parser: argparse.ArgumentParser) -> None:
@@ -113,102 +139,93 @@ def _add_common_check_options(parser: argparse.ArgumentParser) -> None:
         "--policy", type=Path, default=None, help="JSON file of threshold overrides"
     )
     parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="settings file (default: ./distilgate.toml when it exists)",
+    )
+    _add_server_options(parser)
+    parser.add_argument(
+        "--project", default=None, help="project name (default: default)"
+    )
+    parser.add_argument("--branch", default=None, help="branch name")
+    parser.add_argument("--commit", default=None, help="commit id")
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for a server's verdict (default 3600)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON, not a table"
+    )
+    parser.add_argument(
+        "--junit", type=Path, default=None, help="also write the result as JUnit XML"
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="also write the Markdown report (cut to --max-bytes)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=200_000,
+        help="largest Markdown report in bytes (default 200000)",
+    )
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="append status, gate-id and url as key=value lines "
+        "(the format of $GITHUB_OUTPUT)",
+    )
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--server",
         default=None,
         help="DistilGate URL; without it the gate runs in this process "
         "and records to the local database",
     )
-    parser.add_argument("--project", default="default", help="project name")
-    parser.add_argument("--branch", default=None, help="branch name")
-    parser.add_argument("--commit", default=None, help="commit id")
     parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result as JSON instead of a table",
+        "--token",
+        default=None,
+        help="API token (default: the DISTILGATE_TOKEN environment variable)",
     )
 
 
-def _add_db(commands: Any) -> None:
-    database = commands.add_parser("db", help="manage the database schema")
+def _add_report(subcommands: Any) -> None:
+    report = subcommands.add_parser(
+        "report", help="print a stored gate's report from a server"
+    )
+    report.add_argument("gate_id", help="id of the gate")
+    report.add_argument(
+        "--format",
+        choices=("md", "junit", "json"),
+        default="md",
+        help="Markdown, JUnit XML or JSON (default md)",
+    )
+    report.add_argument(
+        "--max-bytes",
+        type=int,
+        default=200_000,
+        help="cut a Markdown report to this many bytes (default 200000)",
+    )
+    report.add_argument(
+        "--output", type=Path, default=None, help="write to this file, not stdout"
+    )
+    _add_server_options(report)
+    report.set_defaults(handler=commands.report)
+
+
+def _add_db(subcommands: Any) -> None:
+    database = subcommands.add_parser("db", help="manage the database schema")
     actions = database.add_subparsers(dest="action", required=True)
     upgrade = actions.add_parser("upgrade", help="apply pending migrations")
-    upgrade.set_defaults(handler=_db_upgrade)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.api.app import create_app
-
-    logging.basicConfig(
-        level=get_settings().log_level,
-        force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None)
-    return EXIT_PASSED
-
-
-def _check(args: argparse.Namespace) -> int:
-    policy = _read_policy(args.policy)
-    files, form = _request_parts(args)
-    if args.server:
-        result = remote.submit(args.server, args.kind, files, form, policy)
-    else:
-        result = local.submit(get_settings(), args.kind, files, form, policy)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
-    return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
-
-
-def _request_parts(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, str]]:
-    if args.kind == "model":
-        files = {
-            "teacher": args.teacher,
-            "student": args.student,
-            "dataset": args.dataset,
-        }
-        form = {"label_column": args.label_column}
-    else:
-        files = {"original": args.original, "subset": args.subset}
-        form = {
-            "scenario_columns": args.scenario_columns,
-            "label_column": args.label_column,
-        }
-    form |= {"project": args.project, "branch": args.branch, "commit": args.commit}
-    for field, path in files.items():
-        if not path.is_file():
-            raise InputError(
-                f"--{field} {str(path)!r} is not a readable file",
-                field=field,
-                value=str(path),
-            )
-    return files, {key: value for key, value in form.items() if value is not None}
-
-
-def _read_policy(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"--policy {str(path)!r} cannot be read: {exc}",
-            field="policy",
-            value=str(path),
-        ) from None
-
-
-def _db_upgrade(_args: argparse.Namespace) -> int:
-    from app.storage.db import Database
-
-    database = Database(get_settings())
-    database.migrate()
-    database.dispose()
-    print("database schema is up to date")
-    return EXIT_PASSED
+    upgrade.set_defaults(handler=commands.db_upgrade)
 
 
 if __name__ == "__main__":

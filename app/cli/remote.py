@@ -1,8 +1,10 @@
-"""Post a gate to a running DistilGate service."""
+"""Talk to a running DistilGate service: submit a gate, wait, fetch reports."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,12 @@ from app.errors import DistilGateError, InputError
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = httpx.Timeout(connect=10.0, read=900.0, write=300.0, pool=10.0)
+TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=300.0, pool=10.0)
+POST_WAIT_S = 10
+POLL_WAIT_S = 30
+TERMINAL = frozenset({"passed", "failed", "error", "inconclusive", "waived"})
+
+Progress = Callable[[dict[str, Any]], None]
 
 
 class ServerError(DistilGateError):
@@ -22,53 +29,114 @@ class ServerError(DistilGateError):
     error_type = "server_error"
 
 
-def submit(
-    server: str,
-    kind: str,
-    files: dict[str, Path],
-    form: dict[str, str],
-    policy_text: str | None,
-) -> dict[str, Any]:
-    """Upload the files of a gate and return the server's result."""
-    url = f"{server.rstrip('/')}/api/v1/gates/{kind}"
-    data = dict(form)
-    if policy_text is not None:
-        data["policy"] = policy_text
-    with ExitStack() as stack:
-        parts = {
-            field: (path.name, stack.enter_context(path.open("rb")))
-            for field, path in files.items()
-        }
-        response = _post(url, data, parts)
-    return _result(response)
+class Client:
+    """A small client of the DistilGate REST API."""
 
+    def __init__(self, server: str, token: str | None = None):
+        self.server = server.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(
+            base_url=self.server, headers=headers, timeout=TIMEOUT
+        )
 
-def _post(url: str, data: dict[str, str], parts: dict[str, Any]) -> httpx.Response:
-    try:
-        return httpx.post(url, data=data, files=parts, timeout=TIMEOUT)
-    except httpx.InvalidURL as exc:
-        raise InputError(
-            f"--server {url!r} is not a valid URL: {exc}", field="server", value=url
-        ) from None
-    except httpx.HTTPError as exc:
-        raise ServerError(
-            f"cannot reach the DistilGate server at {url}: {exc}; check --server "
-            "and that the service runs (distilgate serve)",
-            field="server",
-            value=url,
-        ) from None
+    def close(self) -> None:
+        self._client.close()
+
+    def submit(
+        self,
+        kind: str,
+        files: dict[str, Path],
+        form: dict[str, str],
+        policy_text: str | None,
+    ) -> dict[str, Any]:
+        """Upload the files of a gate and return the result as it stands."""
+        data = dict(form)
+        if policy_text is not None:
+            data["policy"] = policy_text
+        with ExitStack() as stack:
+            parts = {
+                field: (path.name, stack.enter_context(path.open("rb")))
+                for field, path in files.items()
+            }
+            response = self._send(
+                "POST",
+                f"/api/v1/gates/{kind}",
+                data=data,
+                files=parts,
+                params={"wait": POST_WAIT_S},
+            )
+        return _result(response)
+
+    def wait(
+        self, result: dict[str, Any], *, timeout_s: float, progress: Progress | None
+    ) -> dict[str, Any]:
+        """Long-poll a gate until it is terminal or ``timeout_s`` has passed."""
+        deadline = time.monotonic() + timeout_s
+        while result["status"] not in TERMINAL:
+            if progress is not None:
+                progress(result)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServerError(
+                    f"gate {result['id']} is still {result['status']} after "
+                    f"{timeout_s:.0f} s; raise --wait-timeout or look it up later "
+                    f"at {self.server}/api/v1/gates/{result['id']}"
+                )
+            wait = min(POLL_WAIT_S, max(int(remaining), 1))
+            response = self._send(
+                "GET", f"/api/v1/gates/{result['id']}", params={"wait": wait}
+            )
+            result = _result(response)
+        return result
+
+    def fetch(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """GET ``path`` and raise ServerError unless the answer is a success."""
+        response = self._send("GET", path, params=params)
+        if not response.is_success:
+            raise _error(response)
+        return response
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.InvalidURL as exc:
+            raise InputError(
+                f"--server {self.server!r} is not a valid URL: {exc}",
+                field="server",
+                value=self.server,
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ServerError(
+                f"cannot reach the DistilGate server at {self.server}: {exc}; check "
+                "--server and that the service runs (distilgate serve)",
+                field="server",
+                value=self.server,
+            ) from None
 
 
 def _result(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.is_success and isinstance(body, dict) and "status" in body:
+    body = _json(response)
+    if (
+        response.status_code in (200, 202)
+        and isinstance(body, dict)
+        and "status" in body
+    ):
         return body
-    raise ServerError(
-        f"the server answered HTTP {response.status_code}: {_describe(body, response)}"
+    raise _error(response)
+
+
+def _error(response: httpx.Response) -> ServerError:
+    return ServerError(
+        f"the server answered HTTP {response.status_code}: "
+        f"{_describe(_json(response), response)}"
     )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _describe(body: Any, response: httpx.Response) -> str:
@@ -76,8 +144,7 @@ def _describe(body: Any, response: httpx.Response) -> str:
         messages = []
         for item in body["detail"]:
             location = ".".join(str(part) for part in item.get("loc", [])[1:])
-            messages.append(
-                f"{location}: {item.get('msg')}" if location else str(item.get("msg"))
-            )
+            message = str(item.get("msg"))
+            messages.append(f"{location}: {message}" if location else message)
         return "; ".join(messages)
     return response.text[:500]

@@ -27,6 +27,18 @@ def print_result(result: dict[str, Any], console: Console | None = None) -> None
         f"{result['kind']} gate [{style}]{status.upper()}[/{style}]  "
         f"id {result['id']}  project {escape(where)}"
     )
+    waiver = result.get("waiver")
+    if waiver:
+        console.print(
+            f"waived until {escape(str(waiver['expires_at']))} by "
+            f"{escape(str(waiver['waived_by']))}: {escape(str(waiver['reason']))}"
+        )
+    if result.get("verdict_changed"):
+        previous = result["comparison"]["previous_run"]
+        console.print(
+            f"[yellow]verdict changed[/yellow]: the previous run of this commit "
+            f"({previous['id']}) was {previous['status']}"
+        )
     if result.get("error"):
         console.print(f"[red]error:[/red] {escape(result['error'])}")
     table = Table("check", "status", "message", show_lines=False)

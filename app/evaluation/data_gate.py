@@ -1,8 +1,13 @@
 """The data gate: how well a distilled subset covers the original dataset.
 
-Rows are test cases. Scenario, pairwise and feature coverage gate against
-``policy.min_coverage``. The share of unusual rows in the subset is advisory and
-only warns when it falls outside ``policy.edge_case_share``.
+Rows are test cases. The original is cleaned first: invalid rows, exact and
+near duplicates leave it (see ``app.evaluation.cleaning``). Coverage is measured
+against what is left, so a subset that drops duplicates loses nothing. Scenario,
+pairwise, t-way and nearest-neighbour-ball feature coverage gate against
+``policy.min_coverage``; required scenarios gate on their own. The share of
+edge cases in the subset warns, or fails with ``policy.edge_case_gated``, when
+it falls outside ``policy.edge_case_share``. Per-column distribution distances
+are reported as details only.
 """
 
 from __future__ import annotations
@@ -13,27 +18,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.errors import InputError
-from app.evaluation.features import (
-    EDGE_CONTAMINATION,
-    Encoded,
-    cluster_coverage,
-    column_kind,
-    edge_rows,
-    encode,
+from app.evaluation.cleaning import DEFAULT_RULES, Cleaning, RowRule, row_hashes
+from app.evaluation.distributions import distribution_distances
+from app.evaluation.feature_checks import FeatureInputs, feature_checks
+from app.evaluation.features import Featuriser
+from app.evaluation.prepare import prepare
+from app.evaluation.progress import Progress, ProgressFn
+from app.evaluation.required import validate_rules
+from app.evaluation.scenario_checks import (
+    Part,
+    pairwise_part,
+    required_part,
+    scenario_part,
+    skip,
+    t_way_part,
 )
-from app.evaluation.readers import suggest
-from app.evaluation.scenarios import (
-    MAX_MISSING_PAIRS,
-    pairwise_coverage,
-    scenario_coverage,
-)
+from app.evaluation.validation import scenario_columns as listed_columns
+from app.evaluation.validation import validate_tables
 from app.policy import Policy
-from app.results import Check, CheckStatus, Evaluation, compare, percent, skipped
-
-_LISTED_COLUMNS = 50
-
-Part = tuple[Check, dict[str, Any], dict[str, Any]]
+from app.results import Check, Evaluation
 
 
 def evaluate_data(
@@ -43,342 +46,138 @@ def evaluate_data(
     policy: Policy,
     scenario_columns: Sequence[str] = (),
     label_column: str | None = None,
+    featuriser: Featuriser | None = None,
+    row_rules: Sequence[RowRule] = DEFAULT_RULES,
+    progress: ProgressFn | None = None,
 ) -> Evaluation:
     """Measure how well ``subset`` covers ``original`` and gate the result.
 
     ``label_column`` counts as one more scenario column, so a subset that drops a
     class loses scenarios. Checks that cannot be measured are skipped with the
-    reason: scenario coverage needs a scenario column, pairwise coverage two, and
-    the feature checks need a column that is not all missing in the original.
+    reason: scenario coverage needs a scenario column, pairwise coverage two,
+    and the feature checks a column that is not all missing in the original.
+    ``featuriser`` replaces the table encoding (standardised numbers, one-hot
+    categories), and ``row_rules`` the rules that mark invalid rows.
+    ``progress(stage, fraction)`` is called as stages advance: clean, encode,
+    clusters, near_duplicates, scenarios, subset_neighbours, coverage,
+    edge_cases, distributions.
 
     Raises:
-        InputError: a table has no rows, the column sets differ, a named column
-            does not exist, a cell contains a nested value, or a column is numeric in
-            one table and not in the other.
+        InputError: a table has no rows, or the column sets differ. Also when
+            a named column does not exist, a cell contains a nested value, or a
+            column is numeric in one table and not in the other. Also when a
+            required scenario names an unknown column.
     """
-    columns = _scenario_columns(scenario_columns, label_column)
-    _validate(original, subset, columns, label_column)
+    columns = listed_columns(scenario_columns, label_column)
+    validate_tables(original, subset, columns, label_column)
+    validate_rules(policy.required_scenarios, list(original.columns))
     subset = subset[list(original.columns)]
-    metrics: dict[str, Any] = {
-        "original_rows": len(original),
-        "subset_rows": len(subset),
-        "subset_fraction": len(subset) / len(original),
-    }
-    details: dict[str, Any] = {"scenario_columns": columns}
-    checks = []
-    encoded = encode(original, subset)
-    parts = [
-        _scenario_part(original, subset, columns, policy),
-        _pairwise_part(original, subset, columns, policy),
-        _feature_part(encoded, policy),
-        _edge_part(original, subset, encoded, policy),
-    ]
-    for check, part_metrics, part_details in parts:
+    tracker = Progress(progress)
+    hashes = row_hashes(original, subset)
+    prepared = prepare(
+        original,
+        hashes[0],
+        columns=columns,
+        near_duplicate_ratio=policy.near_duplicate_ratio,
+        featuriser=featuriser,
+        rules=row_rules,
+        progress=tracker,
+    )
+    cleaning = prepared.cleaning
+    report = cleaning.report()
+    metrics = _table_metrics(original, subset, report)
+    details: dict[str, Any] = {"scenario_columns": columns, "cleaning": report}
+    is_valid = cleaning.group >= 0
+    # Selecting every row would copy the whole table for nothing.
+    valid = original if is_valid.all() else original.iloc[np.flatnonzero(is_valid)]
+
+    tracker.start("scenarios")
+    combination_checks = _combination_parts(valid, subset, columns, policy)
+    required = required_part(original, cleaning.kept, subset, hashes, policy)
+    inputs = FeatureInputs(
+        original=original,
+        subset=subset,
+        columns=columns,
+        policy=policy,
+        prepared=prepared,
+        subset_matches=_subset_matches(cleaning, hashes),
+        distinct_subset_rows=len(np.unique(hashes[1])),
+    )
+    (coverage, edge), feature_metrics, feature_details = feature_checks(inputs, tracker)
+    checks: list[Check] = []
+    for check, part_metrics, part_details in [*combination_checks, required]:
         checks.append(check)
         metrics.update(part_metrics)
         details.update(part_details)
+    checks[len(combination_checks) : len(combination_checks)] = [coverage]
+    checks.append(edge)
+    metrics.update(feature_metrics)
+    details.update(feature_details)
+
+    tracker.start("distributions")
+    details["distributions"] = _distributions(valid, subset, tracker)
+    tracker.done()
     return Evaluation(kind="data", checks=checks, metrics=metrics, details=details)
 
 
-def _scenario_columns(names: Sequence[str], label_column: str | None) -> list[str]:
-    # A bare string is one column name, not a sequence of one-letter names.
-    listed = [names] if isinstance(names, str) else list(names)
-    if label_column is not None:
-        listed.append(label_column)
-    return list(dict.fromkeys(listed))
+def _table_metrics(
+    original: pd.DataFrame, subset: pd.DataFrame, report: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "original_rows": len(original),
+        "subset_rows": len(subset),
+        "subset_fraction": len(subset) / len(original),
+        "cleaned_rows": report["cleaned_rows"],
+        "invalid_rows": report["invalid_rows"],
+        "exact_duplicate_rows": report["exact_duplicate_rows"],
+        "near_duplicate_rows": report["near_duplicate_rows"],
+        "redundancy_rate": report["redundancy_rate"],
+    }
 
 
-def _validate(
-    original: pd.DataFrame,
-    subset: pd.DataFrame,
-    columns: list[str],
-    label_column: str | None,
-) -> None:
-    for frame, field in ((original, "original"), (subset, "subset")):
-        if len(frame) == 0:
-            raise InputError(
-                f"{field} has no rows; upload a table with at least one row",
-                field=field,
-                value=0,
-            )
-        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        if duplicated:
-            raise InputError(
-                f"{field} has duplicate column names {duplicated}; give every "
-                "column a unique name",
-                field=field,
-                value=duplicated,
-            )
-    _require_same_columns(original, subset)
-    scenario_names = [c for c in columns if c != label_column]
-    _require_columns(scenario_names, original, "scenario_columns")
-    if label_column is not None:
-        _require_columns([label_column], original, "label_column")
-    for frame, field in ((original, "original"), (subset, "subset")):
-        _reject_nested(frame, field)
-    _require_same_kinds(original, subset)
-
-
-def _require_same_columns(original: pd.DataFrame, subset: pd.DataFrame) -> None:
-    missing = [c for c in original.columns if c not in set(subset.columns)]
-    extra = [c for c in subset.columns if c not in set(original.columns)]
-    if not missing and not extra:
-        return
-    problems = []
-    if missing:
-        problems.append(f"missing from subset: {_listing(missing)}")
-    if extra:
-        problems.append(f"not in original: {_listing(extra)}")
-    raise InputError(
-        f"subset must have the same columns as original ({'; '.join(problems)}); "
-        "select the subset's rows from the original without adding, dropping or "
-        "renaming columns",
-        field="subset",
-        value=list(subset.columns),
-    )
-
-
-def _require_columns(names: list[str], original: pd.DataFrame, field: str) -> None:
-    available = [str(c) for c in original.columns]
-    unknown = [name for name in names if name not in set(original.columns)]
-    if not unknown:
-        return
-    hint = suggest(str(unknown[0]), available)
-    shown = repr(unknown[0]) if field == "label_column" else _listing(unknown)
-    raise InputError(
-        f"{field} {shown} not found in original; available columns: "
-        f"{_listing(available)}{hint}",
-        field=field,
-        value=unknown if field == "scenario_columns" else unknown[0],
-    )
-
-
-def _reject_nested(frame: pd.DataFrame, field: str) -> None:
-    """Reject list, dict and array cells, which cannot be compared as one value."""
-    for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
-        nested = frame[column].map(_is_nested).to_numpy(dtype=bool)
-        if nested.any():
-            first = int(np.flatnonzero(nested)[0])
-            raise InputError(
-                f"{field} column {column!r} contains nested values (lists, objects or "
-                f"arrays) in {int(nested.sum())} rows, first at row {first}; "
-                "flatten them into separate columns or drop the column",
-                field=field,
-                value=str(column),
-            )
-
-
-def _is_nested(value: Any) -> bool:
-    return isinstance(value, list | dict | tuple | set | np.ndarray)
-
-
-def _require_same_kinds(original: pd.DataFrame, subset: pd.DataFrame) -> None:
-    """Reject a column that contains numbers in one table and text in the other."""
-    mismatched = []
-    for column in original.columns:
-        if original[column].isna().all() or subset[column].isna().all():
-            continue
-        kinds = column_kind(original[column]), column_kind(subset[column])
-        if kinds[0] != kinds[1]:
-            mismatched.append(
-                f"{column!r} ({original[column].dtype} in original, "
-                f"{subset[column].dtype} in subset)"
-            )
-    if mismatched:
-        raise InputError(
-            f"subset columns differ in type from the original: {', '.join(mismatched)};"
-            " save both tables in the same format with the same column types, for"
-            " example as Parquet",
-            field="subset",
-            value=mismatched,
-        )
-
-
-def _scenario_part(
-    original: pd.DataFrame, subset: pd.DataFrame, columns: list[str], policy: Policy
-) -> Part:
-    name = "scenario_coverage"
-    if not columns:
+def _combination_parts(
+    valid: pd.DataFrame, subset: pd.DataFrame, columns: list[str], policy: Policy
+) -> list[Part]:
+    names = ["scenario_coverage", "pairwise_coverage"]
+    if policy.t_way >= 3:
+        names.append("t_way_coverage")
+    if len(valid) == 0:
         reason = (
-            "scenario coverage not measured: no scenario columns or label column "
-            "given; pass scenario_columns to measure it"
+            "{name} not measured: every row of the original is invalid (see "
+            "details.cleaning)"
         )
-        return _skip(name, policy, reason), {}, {}
-    result = scenario_coverage(original, subset, columns)
-    check = compare(
-        name,
-        result.fraction,
-        policy.min_coverage,
-        ">=",
-        unit="fraction",
-        describe=(
-            f"scenario coverage {percent(result.fraction)} "
-            f"({result.covered} of {result.total} tuples)"
-        ),
-        bound=percent(policy.min_coverage),
-    )
-    metrics = {
-        "scenario_tuples_original": result.total,
-        "scenario_tuples_subset": result.covered,
-        "scenario_tuples_missing": result.total - result.covered,
-    }
-    return check, metrics, {"missing_scenarios": result.missing}
+        return [
+            (skip(name, policy, reason.format(name=name.replace("_", " "))), {}, {})
+            for name in names
+        ]
+    parts = [
+        scenario_part(valid, subset, columns, policy),
+        pairwise_part(valid, subset, columns, policy),
+    ]
+    if policy.t_way >= 3:
+        parts.append(t_way_part(valid, subset, columns, policy))
+    return parts
 
 
-def _pairwise_part(
-    original: pd.DataFrame, subset: pd.DataFrame, columns: list[str], policy: Policy
-) -> Part:
-    name = "pairwise_coverage"
-    if len(columns) < 2:
-        reason = (
-            f"pairwise coverage not measured: it needs at least 2 scenario columns "
-            f"(the label column counts as one), got {len(columns)}"
-        )
-        return _skip(name, policy, reason), {}, {}
-    result = pairwise_coverage(original, subset, columns, limit=MAX_MISSING_PAIRS)
-    check = compare(
-        name,
-        result.fraction,
-        policy.min_coverage,
-        ">=",
-        unit="fraction",
-        describe=(
-            f"pairwise coverage {percent(result.fraction)} "
-            f"({result.covered} of {result.total} value pairs)"
-        ),
-        bound=percent(policy.min_coverage),
-    )
-    metrics = {
-        "pairs_original": result.total,
-        "pairs_subset": result.covered,
-        "pairs_missing": result.total - result.covered,
-    }
-    return check, metrics, {"missing_pairs": result.missing}
+def _subset_matches(
+    cleaning: Cleaning, hashes: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Return the cleaned row whose group contains each subset row, or -1."""
+    original_hashes, subset_hashes = hashes
+    valid = np.flatnonzero(cleaning.group >= 0)
+    if len(valid) == 0:
+        return np.full(len(subset_hashes), -1, dtype=np.int64)
+    known, first = np.unique(original_hashes[valid], return_index=True)
+    position = np.minimum(np.searchsorted(known, subset_hashes), len(known) - 1)
+    found = known[position] == subset_hashes
+    groups = cleaning.group[valid[first[position]]]
+    return np.where(found, groups, -1)
 
 
-def _feature_part(encoded: Encoded | None, policy: Policy) -> Part:
-    name = "feature_coverage"
-    if encoded is None:
-        return (
-            _skip(name, policy, _NO_FEATURES.format(check="feature coverage")),
-            {},
-            {},
-        )
-    result = cluster_coverage(encoded)
-    check = compare(
-        name,
-        result.fraction,
-        policy.min_coverage,
-        ">=",
-        unit="fraction",
-        describe=(
-            f"feature coverage {percent(result.fraction)} of original rows in "
-            f"clusters the subset reaches ({result.clusters_covered} of "
-            f"{result.clusters} clusters)"
-        ),
-        bound=percent(policy.min_coverage),
-    )
-    metrics = {
-        "clusters": result.clusters,
-        "clusters_covered": result.clusters_covered,
-        "original_rows_in_covered_clusters": result.rows_covered,
-    }
-    details = {
-        "empty_clusters": result.empty_clusters,
-        "clustering": {
-            "algorithm": result.algorithm,
-            "n_clusters": result.n_clusters,
-            "rule": "k = clamp(round(sqrt(rows / 2)), 2, 256), at most distinct rows",
-        },
-        "feature_columns": {
-            "numeric": encoded.numeric,
-            "categorical": encoded.categorical,
-            "excluded_all_missing": encoded.excluded,
-        },
-    }
-    return check, metrics, details
-
-
-def _edge_part(
-    original: pd.DataFrame,
-    subset: pd.DataFrame,
-    encoded: Encoded | None,
-    policy: Policy,
-) -> Part:
-    name = "edge_case_share"
-    low, high = policy.edge_case_share
-    if encoded is None:
-        reason = _NO_FEATURES.format(check="edge-case share")
-        return _skip_edge(name, policy, reason), {}, {}
-    result = edge_rows(original, subset, encoded)
-    if result.original_flagged == 0:
-        reason = (
-            "edge-case share not measured: the isolation forest flagged no row of "
-            "the original as unusual, which happens when rows repeat or are "
-            "constant so that the lowest anomaly scores tie with the rest"
-        )
-        return _skip_edge(name, policy, reason), {"edge_rows_original": 0}, {}
-
-    share = result.share
-    inside = low <= share <= high
-    status: CheckStatus = "passed" if inside else "warning"
-    message = (
-        f"edge-case share {percent(share)} of subset rows ({result.subset_flagged} "
-        f"of {result.subset_rows}; subset keeps {result.kept} of "
-        f"{result.original_flagged} unusual original rows) "
-        f"{'within' if inside else 'outside'} {percent(low)}-{percent(high)}"
-    )
-    check = Check(
-        name=name,
-        value=share,
-        threshold=[low, high],
-        comparator="within",
-        unit="fraction",
-        status=status,
-        advisory=True,
-        message=message,
-    )
-    metrics = {
-        "edge_case_share": share,
-        "edge_rows_original": result.original_flagged,
-        "edge_rows_kept": result.kept,
-        "edge_rows_subset": result.subset_flagged,
-        "subset_rows_not_in_original": result.subset_rows_unmatched,
-    }
-    return check, metrics, {"edge_contamination": EDGE_CONTAMINATION}
-
-
-_NO_FEATURES = (
-    "{check} not measured: every column of the original is all missing, "
-    "so there is no feature to compare"
-)
-
-
-def _skip(name: str, policy: Policy, reason: str) -> Check:
-    return skipped(
-        name,
-        comparator=">=",
-        unit="fraction",
-        threshold=policy.min_coverage,
-        reason=reason,
-    )
-
-
-def _skip_edge(name: str, policy: Policy, reason: str) -> Check:
-    return skipped(
-        name,
-        comparator="within",
-        unit="fraction",
-        threshold=list(policy.edge_case_share),
-        reason=reason,
-        advisory=True,
-    )
-
-
-def _listing(names: Sequence[Any]) -> str:
-    """Format column names for a message, listing at most 50 of them."""
-    listed = [str(name) for name in names[:_LISTED_COLUMNS]]
-    more = len(names) - len(listed)
-    return f"{listed}" + (f" and {more} more" if more > 0 else "")
+def _distributions(
+    valid: pd.DataFrame, subset: pd.DataFrame, progress: Progress
+) -> dict[str, Any]:
+    columns = [c for c in valid.columns if not bool(valid[c].isna().all())]
+    if len(valid) == 0 or not columns:
+        return {"columns": [], "note": "no valid row or no column with a value"}
+    return distribution_distances(valid, subset, columns, progress=progress)

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.evaluation.model_checks import (
     accuracy_loss_check,
     param_ratio_check,
     reduction_check,
 )
+from app.evaluation.model_stats import wilson_loss_interval
 from app.policy import Policy
-from app.results import Check, Evaluation, compare, percent, skipped
+from app.results import (
+    Check,
+    Evaluation,
+    compare,
+    compare_interval,
+    percent,
+    points,
+)
 
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+# Strict: a measurement must be a JSON number, never a string or a boolean.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class ModelMeasurement(BaseModel):
@@ -27,6 +36,11 @@ class ModelMeasurement(BaseModel):
     size_bytes: int | None = Field(None, ge=0, description="Model size in bytes.")
     memory_bytes: int | None = Field(None, ge=0, description="Peak memory in bytes.")
     parameters: int | None = Field(None, ge=0, description="Parameter count.")
+    samples: int | None = Field(
+        None,
+        ge=1,
+        description="Evaluation rows behind the accuracy; enables its interval.",
+    )
 
 
 class DataMeasurement(BaseModel):
@@ -56,6 +70,16 @@ class DataMetrics(BaseModel):
     original: DataMeasurement
     subset: DataMeasurement
 
+    @field_validator("original")
+    @classmethod
+    def _original_covers_something(cls, value: DataMeasurement) -> DataMeasurement:
+        if value.coverage == 0:
+            raise ValueError(
+                "original coverage is 0, so retention (subset / original) is "
+                "undefined; report the original run's coverage"
+            )
+        return value
+
 
 def evaluate_metrics(
     measured: ModelMetrics | DataMetrics, policy: Policy
@@ -69,16 +93,12 @@ def evaluate_metrics(
 def _data_evaluation(measured: DataMetrics, policy: Policy) -> Evaluation:
     original = measured.original.coverage
     subset = measured.subset.coverage
-    metrics = {"original_coverage": original, "subset_coverage": subset}
-    if original == 0.0:
-        check = skipped(
-            "coverage_retention",
-            comparator=">=",
-            unit="fraction",
-            threshold=policy.min_coverage,
-            reason="coverage retention not applicable: the original coverage is 0",
-        )
-        return Evaluation(kind="data", checks=[check], metrics=metrics)
+    metrics: dict[str, Any] = {
+        "original_coverage": original,
+        "subset_coverage": subset,
+        "self_reported": True,
+    }
+    # DataMetrics rejects an original coverage of 0, so the ratio is defined.
     retention = subset / original
     metrics["coverage_retention"] = retention
     check = compare(
@@ -98,9 +118,7 @@ def _data_evaluation(measured: DataMetrics, policy: Policy) -> Evaluation:
 
 def _model_evaluation(measured: ModelMetrics, policy: Policy) -> Evaluation:
     teacher, student = measured.teacher, measured.student
-    checks: list[Check] = [
-        accuracy_loss_check(teacher.accuracy, student.accuracy, policy)
-    ]
+    checks: list[Check] = [_accuracy_check(teacher, student, policy)]
     for resource, attribute in (
         ("size", "size_bytes"),
         ("latency", "latency_ms"),
@@ -123,4 +141,71 @@ def _model_evaluation(measured: ModelMetrics, policy: Policy) -> Evaluation:
         if value is not None
     }
     metrics["self_reported"] = True
-    return Evaluation(kind="model", checks=checks, metrics=metrics)
+    interval = checks[0].interval
+    details = {}
+    if interval is not None:
+        details["accuracy_loss"] = {
+            "interval": interval,
+            "confidence": 0.95,
+            "method": "Wilson score interval per accuracy, combined with "
+            "Newcombe's method; it assumes independent samples, so it is wider "
+            "than a paired interval on the same rows",
+        }
+    return Evaluation(kind="model", checks=checks, metrics=metrics, details=details)
+
+
+def _accuracy_check(
+    teacher: ModelMeasurement, student: ModelMeasurement, policy: Policy
+) -> Check:
+    """Check the reported accuracy loss, with an interval when both counts are given.
+
+    Without ``samples`` for both models, or with different counts, the check
+    has no interval. The relative loss's interval divides the absolute one by
+    the teacher's accuracy, treating that accuracy as exact.
+    """
+    samples = {teacher.samples, student.samples}
+    relative = policy.accuracy_loss_mode == "relative" and teacher.accuracy > 0
+    if (None in samples or len(samples) != 1) and not relative:
+        return accuracy_loss_check(teacher.accuracy, student.accuracy, policy)
+    if None in samples or len(samples) != 1:
+        loss = (teacher.accuracy - student.accuracy) / teacher.accuracy
+        return compare(
+            "accuracy_loss",
+            loss,
+            policy.max_accuracy_loss,
+            "<=",
+            unit="fraction",
+            describe=f"relative accuracy loss {percent(loss)} (teacher "
+            f"{percent(teacher.accuracy)} -> student {percent(student.accuracy)})",
+            bound=percent(policy.max_accuracy_loss),
+        )
+    count = teacher.samples
+    assert count is not None
+    low, high = wilson_loss_interval(teacher.accuracy, student.accuracy, count)
+    loss = teacher.accuracy - student.accuracy
+    accuracies = (
+        f"teacher {percent(teacher.accuracy)} -> student {percent(student.accuracy)}, "
+        f"{count} rows"
+    )
+    if relative:
+        scale = teacher.accuracy
+        value, low, high = loss / scale, low / scale, high / scale
+        describe = f"relative accuracy loss {percent(value)} ({accuracies})"
+        show = percent
+    else:
+        value, describe, show = (
+            loss,
+            f"accuracy loss {points(loss)} ({accuracies})",
+            points,
+        )
+    return compare_interval(
+        "accuracy_loss",
+        value,
+        (low, high),
+        policy.max_accuracy_loss,
+        "<=",
+        unit="fraction",
+        describe=describe,
+        bound=show(policy.max_accuracy_loss),
+        shown_interval=f"[{show(low)}, {show(high)}]",
+    )

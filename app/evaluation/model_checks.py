@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from app.policy import Policy
-from app.results import Check, compare, percent, points, skipped
+from app.results import Check, compare, compare_interval, percent, points, skipped
+
+if TYPE_CHECKING:
+    from app.evaluation.model_metrics import ClassAccuracy
+    from app.evaluation.model_stats import Estimate
 
 RESOURCE_UNITS = {"size": "bytes", "latency": "ms", "memory": "bytes"}
 
@@ -26,6 +33,140 @@ def accuracy_loss_check(teacher: float, student: float, policy: Policy) -> Check
             f"student {percent(student)})"
         ),
         bound=points(policy.max_accuracy_loss),
+    )
+
+
+def accuracy_interval_check(
+    teacher: float,
+    student: float,
+    estimate: Estimate,
+    policy: Policy,
+    task_text: str,
+) -> Check:
+    """Check the accuracy loss and its 95% interval against ``max_accuracy_loss``.
+
+    ``estimate`` is the loss that gates: absolute (``teacher - student``) or
+    relative (divided by ``teacher``) as ``policy.accuracy_loss_mode`` says.
+    The message shows both losses and ``task_text``.
+    """
+    absolute = teacher - student
+    relative = absolute / teacher if teacher > 0 else None
+    shown_relative = "undefined" if relative is None else percent(relative)
+    accuracies = f"teacher {percent(teacher)} -> student {percent(student)}"
+    if policy.accuracy_loss_mode == "relative":
+        describe = (
+            f"relative accuracy loss {shown_relative} ({accuracies}, absolute "
+            f"{points(absolute)}; {task_text})"
+        )
+        show = percent
+    else:
+        describe = (
+            f"accuracy loss {points(absolute)} ({accuracies}, relative "
+            f"{shown_relative}; {task_text})"
+        )
+        show = points
+    return compare_interval(
+        "accuracy_loss",
+        estimate.value,
+        estimate.interval,
+        policy.max_accuracy_loss,
+        "<=",
+        unit="fraction",
+        describe=describe,
+        bound=show(policy.max_accuracy_loss),
+        shown_interval=f"[{show(estimate.low)}, {show(estimate.high)}]",
+    )
+
+
+def error_increase_check(
+    name: str,
+    metric: str,
+    errors: tuple[float, float],
+    estimate: Estimate,
+    policy: Policy,
+    task_text: str,
+) -> Check:
+    """Check the relative increase of a regression error (MAE or RMSE).
+
+    ``max_accuracy_loss`` is read as the largest allowed relative increase:
+    0.03 lets the student's error be 3% above the teacher's.
+    """
+    teacher, student = errors
+    return compare_interval(
+        name,
+        estimate.value,
+        estimate.interval,
+        policy.max_accuracy_loss,
+        "<=",
+        unit="fraction",
+        describe=(
+            f"{metric} increase {percent(estimate.value)} (teacher {teacher:.4g} -> "
+            f"student {student:.4g}; {task_text})"
+        ),
+        bound=percent(policy.max_accuracy_loss),
+        shown_interval=f"[{percent(estimate.low)}, {percent(estimate.high)}]",
+    )
+
+
+def class_drop_check(
+    worst: ClassAccuracy | None, classes: Sequence[ClassAccuracy], policy: Policy
+) -> Check:
+    """Check that no class loses more than ``max_class_drop`` accuracy.
+
+    Only classes with at least ``min_class_rows`` rows are judged; the check is
+    skipped when no class has that many.
+    """
+    threshold = policy.max_class_drop
+    assert threshold is not None
+    small = [item.label for item in classes if not item.judged]
+    note = f"; {len(small)} classes below {policy.min_class_rows} rows not judged"
+    note = note if small else ""
+    if worst is None:
+        return skipped(
+            "class_drop",
+            comparator="<=",
+            unit="fraction",
+            threshold=threshold,
+            reason=f"class drop not checked: no class has at least "
+            f"{policy.min_class_rows} rows (policy.min_class_rows)",
+        )
+    return compare(
+        "class_drop",
+        worst.drop,
+        threshold,
+        "<=",
+        unit="fraction",
+        describe=(
+            f"worst class drop {points(worst.drop)} (class {worst.label!r}, "
+            f"{worst.rows} rows: teacher {percent(worst.teacher)} -> student "
+            f"{percent(worst.student)}{note})"
+        ),
+        bound=points(threshold),
+    )
+
+
+def latency_interval_check(
+    teacher_ms: float, student_ms: float, estimate: Estimate, policy: Policy
+) -> Check:
+    """Check the latency reduction and its 95% interval against ``min_reduction``."""
+    if "latency" not in policy.resources:
+        return reduction_check(
+            "latency", teacher_ms, student_ms, policy, missing_reason=""
+        )
+    return compare_interval(
+        "latency_reduction",
+        estimate.value,
+        estimate.interval,
+        policy.min_reduction,
+        ">=",
+        unit="fraction",
+        describe=(
+            f"latency reduction {percent(estimate.value)} (median teacher "
+            f"{format_resource('latency', teacher_ms)} -> student "
+            f"{format_resource('latency', student_ms)})"
+        ),
+        bound=percent(policy.min_reduction),
+        shown_interval=f"[{percent(estimate.low)}, {percent(estimate.high)}]",
     )
 
 

@@ -1,19 +1,20 @@
-"""The model gate: measure a distilled ONNX student against its ONNX teacher.
+"""The model gate: measure a distilled student against its teacher.
 
 Both models predict the same labelled rows. The gate checks that the student
 loses at most ``policy.max_accuracy_loss`` of the teacher's accuracy. For each
 resource in ``policy.resources`` (size, latency, memory) it checks that the
 student needs at least ``policy.min_reduction`` less than the teacher. It warns
 when the teacher has more than ``policy.max_param_ratio`` times the student's
-parameters. Each model runs in its own child process (see ``model_probe``), one
-after the other.
+parameters. Accuracy loss and latency reduction carry 95% intervals: a check
+whose point estimate passes while its interval crosses the threshold is
+``inconclusive``. See ``model_measure`` for how the models are run.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,46 +22,32 @@ import numpy as np
 
 from app.errors import InputError
 from app.evaluation.model_checks import (
-    accuracy_loss_check,
+    latency_interval_check,
     param_ratio_check,
     reduction_check,
 )
-from app.evaluation.model_probe import (
-    SESSION_SETTINGS,
-    ProbeResult,
-    ProbeSettings,
-    run_probe,
+from app.evaluation.model_forms import ArchiveLimits
+from app.evaluation.model_measure import (
+    ROLES,
+    Measurement,
+    ModelPlan,
+    measure,
+    plan_model,
 )
-from app.evaluation.onnx_models import (
-    ModelInfo,
-    PredictionOutput,
-    inspect_model,
-    prepare_features,
-    select_prediction_output,
+from app.evaluation.model_predictions import matches
+from app.evaluation.model_probe import ProbeSettings
+from app.evaluation.model_quality import Quality, assess_quality
+from app.evaluation.model_report import (
+    environment,
+    latency_summary,
+    model_details,
+    parameters,
+    protocol,
+    throughput_summary,
 )
+from app.evaluation.model_stats import median_reduction_estimate, samples_needed
 from app.policy import Policy
 from app.results import Check, Evaluation, finite_or_none
-
-ROLES = ("teacher", "student")
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """One model validated against the dataset: its description, output and input."""
-
-    info: ModelInfo
-    output: PredictionOutput
-    features: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """One model after its run: its description, measurements and correct rows."""
-
-    info: ModelInfo
-    output: PredictionOutput
-    probe: ProbeResult
-    correct: int
 
 
 def evaluate_model(
@@ -72,19 +59,25 @@ def evaluate_model(
     policy: Policy,
     settings: ProbeSettings | None = None,
     timeout_s: float | None = None,
+    allow_torchscript: bool = False,
+    archive_limits: ArchiveLimits | None = None,
 ) -> Evaluation:
     """Run teacher and student on the rows ``X`` with labels ``y`` and gate the student.
 
-    ``X`` has shape (rows, features...) and ``y`` one label per row. Both models
-    and the dataset are validated before either model runs. ``settings`` sets
-    batch size and latency sampling; ``timeout_s``, when given, replaces its
-    per-model time limit.
+    ``X`` has shape (rows, features...) and ``y`` one label (or regression
+    target) per row. A model is an ONNX file, a .zip of an ONNX file with its
+    external data, or, with ``allow_torchscript``, a TorchScript archive.
+    TorchScript runs code from the file, so enable it for trusted uploads only.
+    Both models and the dataset are validated before either model runs.
+    ``settings`` sets batch sizes, timing rounds and child limits;
+    ``timeout_s``, when given, replaces its per-child time limit.
 
     Raises:
-        InputError: a file is not a usable ONNX model, or the dataset does not
-            fit a model's input. The error's field is ``teacher``, ``student``
-            or ``dataset``.
-        EvaluationError: a model process crashed or timed out.
+        InputError: a file is not a usable model, or the dataset does not fit a
+            model's input. The error's field is ``teacher``, ``student`` or
+            ``dataset``.
+        EvaluationError: a model process crashed, ran out of memory or timed
+            out.
     """
     settings = settings or ProbeSettings()
     if timeout_s is not None:
@@ -92,17 +85,54 @@ def evaluate_model(
     features = _validate_features(X)
     labels = validate_labels(y, rows=len(features))
     paths = {"teacher": Path(teacher), "student": Path(student)}
-    prepared = {role: _prepare(role, paths[role], features) for role in ROLES}
-    measured: dict[str, _Measured] = {}
     with tempfile.TemporaryDirectory(prefix="distilgate-model-") as workdir:
-        for role in ROLES:
-            probe = _probe(role, prepared[role], settings, Path(workdir))
-            correct = count_correct(probe.predictions, labels)
-            model = prepared[role]
-            measured[role] = _Measured(model.info, model.output, probe, correct)
-    return _evaluation(
-        measured["teacher"], measured["student"], len(labels), policy, settings
+        plans = {
+            role: plan_model(
+                role,
+                paths[role],
+                features,
+                policy,
+                Path(workdir),
+                allow_torchscript=allow_torchscript,
+                archive_limits=archive_limits,
+            )
+            for role in ROLES
+        }
+        measurement = measure(plans, settings, Path(workdir))
+    quality = assess_quality(
+        measurement.outputs["teacher"], measurement.outputs["student"], labels, policy
     )
+    return _evaluation(plans, measurement, quality, policy, settings)
+
+
+def validate_model_inputs(
+    teacher: Path,
+    student: Path,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    policy: Policy,
+    allow_torchscript: bool = False,
+    archive_limits: ArchiveLimits | None = None,
+) -> None:
+    """Check both models and the dataset as ``evaluate_model`` does, running nothing.
+
+    Raises:
+        InputError: as ``evaluate_model`` does for unusable models or data.
+    """
+    features = _validate_features(X)
+    validate_labels(y, rows=len(features))
+    with tempfile.TemporaryDirectory(prefix="distilgate-check-") as workdir:
+        for role, path in (("teacher", teacher), ("student", student)):
+            plan_model(
+                role,
+                Path(path),
+                features[:1],
+                policy,
+                Path(workdir),
+                allow_torchscript=allow_torchscript,
+                archive_limits=archive_limits,
+            )
 
 
 def validate_labels(y: np.ndarray, *, rows: int) -> np.ndarray:
@@ -143,23 +173,8 @@ def validate_labels(y: np.ndarray, *, rows: int) -> np.ndarray:
 
 
 def count_correct(predictions: np.ndarray, labels: np.ndarray) -> int:
-    """Count rows whose predicted class equals the label.
-
-    Numeric predictions and labels are compared as numbers, so the label 1.0
-    matches the class 1. When either side is not numeric, for example labels
-    read as text from a CSV file, both sides are compared as text, with
-    whole-number floats written without their decimal point.
-    """
-    if predictions.dtype.kind in "biuf" and labels.dtype.kind in "biuf":
-        return int(np.count_nonzero(predictions == labels))
-    return int(np.count_nonzero(_as_text(predictions) == _as_text(labels)))
-
-
-def _as_text(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind == "f" and bool(np.all(np.floor(values) == values)):
-        values = values.astype(np.int64)
-    text: np.ndarray = values.astype(str)
-    return text
+    """Count rows whose predicted class equals the label (see ``matches``)."""
+    return int(np.count_nonzero(matches(predictions, labels)))
 
 
 def _missing(labels: np.ndarray) -> np.ndarray:
@@ -190,138 +205,125 @@ def _validate_features(X: np.ndarray) -> np.ndarray:
             field="dataset",
             value=0,
         )
+    if features.dtype.kind in "fc" and not bool(np.isfinite(features).all()):
+        bad = int(np.count_nonzero(~np.isfinite(features)))
+        raise InputError(
+            f"dataset features contain {bad} NaN or infinite values; drop or "
+            "impute them before gating",
+            field="dataset",
+            value=bad,
+        )
     return features
 
 
-def _prepare(role: str, path: Path, features: np.ndarray) -> _Prepared:
-    info = inspect_model(path, field=role)
-    output = select_prediction_output(info, field=role)
-    return _Prepared(info, output, prepare_features(features, info, role=role))
-
-
-def _probe(
-    role: str, model: _Prepared, settings: ProbeSettings, workdir: Path
-) -> ProbeResult:
-    batch = model.info.input_shape[0] if model.info.input_shape else None
-    fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
-    return run_probe(
-        role,
-        model.info.path,
-        model.features,
-        output_name=model.output.name,
-        output_kind=model.output.kind,
-        fixed_batch_rows=fixed_batch,
-        settings=settings,
-        workdir=workdir,
-    )
-
-
 def _evaluation(
-    teacher: _Measured,
-    student: _Measured,
-    rows: int,
+    plans: dict[str, ModelPlan],
+    measurement: Measurement,
+    quality: Quality,
     policy: Policy,
     settings: ProbeSettings,
 ) -> Evaluation:
-    return Evaluation(
-        kind="model",
-        checks=_checks(teacher, student, rows, policy),
-        metrics=_metrics(teacher, student, rows),
-        details={
-            "settings": _settings_details(teacher, settings),
-            "teacher": _model_details(teacher),
-            "student": _model_details(student),
-        },
-    )
-
-
-def _checks(
-    teacher: _Measured, student: _Measured, rows: int, policy: Policy
-) -> list[Check]:
-    latency, latency_reason = _latencies(teacher, student)
-    memory, memory_reason = _memories(teacher, student)
-    return [
-        accuracy_loss_check(teacher.correct / rows, student.correct / rows, policy),
+    latency_check, latency_details = _latency(measurement, policy)
+    checks = [
+        *quality.checks,
         reduction_check(
             "size",
-            teacher.info.size_bytes,
-            student.info.size_bytes,
+            plans["teacher"].info.size_bytes,
+            plans["student"].info.size_bytes,
             policy,
             missing_reason="file sizes are missing",
         ),
-        reduction_check("latency", *latency, policy, missing_reason=latency_reason),
-        reduction_check("memory", *memory, policy, missing_reason=memory_reason),
-        param_ratio_check(teacher.info.parameters, student.info.parameters, policy),
+        latency_check,
+        _memory_check(measurement, policy),
+        param_ratio_check(
+            parameters(plans["teacher"], measurement),
+            parameters(plans["student"], measurement),
+            policy,
+        ),
     ]
-
-
-def _latencies(
-    teacher: _Measured, student: _Measured
-) -> tuple[tuple[float | None, float | None], str]:
-    rows = teacher.probe.latency_batch_rows, student.probe.latency_batch_rows
-    if rows[0] != rows[1]:
-        reason = (
-            f"the teacher was timed on batches of {rows[0]} rows and the student on "
-            f"{rows[1]}, because a model declares a fixed batch size"
-        )
-        return (None, None), reason
-    return (teacher.probe.latency_ms, student.probe.latency_ms), ""
-
-
-def _memories(
-    teacher: _Measured, student: _Measured
-) -> tuple[tuple[int | None, int | None], str]:
-    methods = teacher.probe.memory_method, student.probe.memory_method
-    if methods[0] != methods[1]:
-        reason = f"memory was measured differently ({methods[0]} and {methods[1]})"
-        return (None, None), reason
-    reason = "memory could not be measured because /proc/self/status is unreadable"
-    return (teacher.probe.memory_bytes, student.probe.memory_bytes), reason
-
-
-def _metrics(teacher: _Measured, student: _Measured, rows: int) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"evaluation_rows": rows}
-    for role, measured in (("teacher", teacher), ("student", student)):
-        metrics[f"{role}_accuracy"] = finite_or_none(measured.correct / rows)
-        metrics[f"{role}_size_bytes"] = measured.info.size_bytes
-        metrics[f"{role}_parameters"] = measured.info.parameters
-        metrics[f"{role}_latency_ms"] = finite_or_none(measured.probe.latency_ms)
-        metrics[f"{role}_memory_bytes"] = measured.probe.memory_bytes
-    # Each model stops timing after its own time budget, so the counts can differ.
-    metrics["latency_runs"] = min(
-        teacher.probe.latency_runs, student.probe.latency_runs
+    details = {
+        "settings": protocol(settings),
+        "environment": environment(measurement),
+        "latency_reduction": latency_details,
+        **quality.details,
+    }
+    for role in ROLES:
+        details[role] = model_details(plans[role], measurement)
+    return Evaluation(
+        kind="model",
+        checks=checks,
+        metrics=_metrics(plans, measurement, quality),
+        details=details,
     )
+
+
+def _latency(measurement: Measurement, policy: Policy) -> tuple[Check, dict[str, Any]]:
+    timing = measurement.timing
+    rows = timing.latency_rows
+    medians = {role: latency_summary(timing.latency[role])["p50_ms"] for role in ROLES}
+    if rows["teacher"] != rows["student"]:
+        reason = (
+            f"the teacher was timed on batches of {rows['teacher']} rows and the "
+            f"student on {rows['student']}, because a model declares a fixed "
+            "batch size"
+        )
+        check = reduction_check("latency", None, None, policy, missing_reason=reason)
+        return check, {"not_computed": reason}
+    estimate = median_reduction_estimate(
+        timing.latency["teacher"], timing.latency["student"]
+    )
+    rounds = int(timing.latency["teacher"].shape[0])
+    details = {
+        "interval": [estimate.low, estimate.high],
+        "standard_error": estimate.standard_error,
+        "rounds": rounds,
+        "rounds_needed_for_decisive_verdict": samples_needed(
+            estimate, rounds, policy.min_reduction
+        ),
+    }
+    check = latency_interval_check(
+        medians["teacher"], medians["student"], estimate, policy
+    )
+    return check, details
+
+
+def _memory_check(measurement: Measurement, policy: Policy) -> Check:
+    teacher = measurement.memory["teacher"]["steady"]
+    student = measurement.memory["student"]["steady"]
+    return reduction_check(
+        "memory",
+        teacher,
+        student,
+        policy,
+        missing_reason="memory could not be measured because /proc/self/status "
+        "is unreadable",
+    )
+
+
+def _metrics(
+    plans: dict[str, ModelPlan], measurement: Measurement, quality: Quality
+) -> dict[str, Any]:
+    timing = measurement.timing
+    metrics: dict[str, Any] = {"evaluation_rows": len(plans["teacher"].features)}
+    for role in ROLES:
+        plan = plans[role]
+        latency = latency_summary(timing.latency[role])
+        throughput = throughput_summary(
+            timing.throughput[role], timing.throughput_rows[role]
+        )
+        metrics[f"{role}_size_bytes"] = plan.info.size_bytes
+        metrics[f"{role}_parameters"] = parameters(plan, measurement)
+        metrics[f"{role}_flops_per_row"] = plan.info.flops
+        metrics[f"{role}_latency_ms"] = finite_or_none(latency["p50_ms"])
+        metrics[f"{role}_latency_p90_ms"] = finite_or_none(latency["p90_ms"])
+        metrics[f"{role}_throughput_rows_per_s"] = finite_or_none(
+            throughput["rows_per_s"]
+        )
+        metrics[f"{role}_memory_bytes"] = measurement.memory[role]["steady"]
+    metrics["latency_runs"] = int(timing.latency["teacher"].size)
+    metrics.update({key: _json_number(value) for key, value in quality.metrics.items()})
     return metrics
 
 
-def _settings_details(teacher: _Measured, settings: ProbeSettings) -> dict[str, Any]:
-    return {
-        **SESSION_SETTINGS,
-        "onnxruntime_version": teacher.probe.onnxruntime_version,
-        "memory_method": teacher.probe.memory_method,
-        "prediction_batch_rows": settings.batch_rows,
-        "latency_warmup_runs": settings.warmup_runs,
-        "latency_min_runs": settings.min_latency_runs,
-        "latency_max_runs": settings.max_latency_runs,
-        "latency_budget_s": settings.latency_budget_s,
-        "latency_statistic": "median wall time of one run of the prediction output",
-        "timeout_s": settings.timeout_s,
-    }
-
-
-def _model_details(measured: _Measured) -> dict[str, Any]:
-    info = measured.info
-    return {
-        "input_name": info.input_name,
-        "input_shape": info.input_shape,
-        "input_type": info.input_type,
-        "output_used": measured.output.name,
-        "output_kind": measured.output.kind,
-        "outputs": [
-            {"name": output.name, "type": output.type_text} for output in info.outputs
-        ],
-        "opset": info.opset,
-        "ir_version": info.ir_version,
-        "latency_runs": measured.probe.latency_runs,
-        "latency_batch_rows": measured.probe.latency_batch_rows,
-    }
+def _json_number(value: Any) -> Any:
+    return finite_or_none(value) if isinstance(value, float) else value

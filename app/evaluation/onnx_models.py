@@ -1,4 +1,4 @@
-"""Parse ONNX files and match a dataset to a model's declared input and outputs.
+"""Parse ONNX files and describe a model's inputs, outputs and size.
 
 Everything here reads the model with the ``onnx`` package only. Nothing runs the
 graph: running happens in a child process (see ``model_probe``), so a model that
@@ -10,17 +10,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
-from onnx.external_data_helper import uses_external_data
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from app.errors import InputError
+from app.evaluation.onnx_flops import estimate_flops
 
 Dim = int | str | None
 OutputKind = Literal["label", "score"]
@@ -38,12 +38,14 @@ class OutputInfo:
     ``element_type`` is a numpy dtype name (``"int64"``) or ``"string"``, and
     ``None`` for outputs that are not tensors, such as skl2onnx's ZipMap sequence.
     ``shape`` is ``None`` when the output is not a tensor or its rank is unknown.
+    ``is_map_sequence`` marks a sequence of maps from class to probability.
     """
 
     name: str
     type_text: str
     element_type: str | None
     shape: list[Dim] | None
+    is_map_sequence: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,10 @@ class ModelInfo:
     ``input_shape`` lists fixed sizes as ints, symbolic sizes by name (``"batch"``)
     and unnamed unknown sizes as ``None``. It is ``None`` when the model does not
     declare the input's rank. ``parameters`` counts initializer and Constant
-    elements, see ``count_parameters``.
+    elements, see ``count_parameters``. ``size_bytes`` includes the external data
+    files the model references. ``flops`` estimates the floating-point operations
+    of one row, see ``onnx_flops``; it is ``None`` when not computed, with the
+    reason in ``flops_note``.
     """
 
     path: Path
@@ -65,36 +70,42 @@ class ModelInfo:
     outputs: list[OutputInfo]
     opset: int
     ir_version: int
+    external_data_bytes: int = 0
+    flops: int | None = None
+    flops_note: str = "not computed"
+    inputs: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class PredictionOutput:
-    """The output that yields a class per row, and how to read it.
-
-    ``label`` outputs already hold the class. ``score`` outputs hold one score per
-    class (the class is the argmax over axis 1) or a single binary score (the
-    class is 1 when the score is at least 0.5).
-    """
-
-    name: str
-    kind: OutputKind
-
-
-def inspect_model(path: Path, *, field: str) -> ModelInfo:
+def inspect_model(
+    path: Path,
+    *,
+    field: str,
+    input_name: str | None = None,
+    allow_external_data: bool = False,
+) -> ModelInfo:
     """Parse and validate an ONNX file and describe its input and outputs.
 
+    ``input_name`` chooses the input the dataset feeds; without it the model
+    must have one input without a default value. External data files are
+    accepted only with ``allow_external_data``, and must then lie in the model's
+    directory (an unpacked archive).
+
     Raises:
-        InputError: the file is not an ONNX model, fails ``onnx.checker``, keeps
-            weights in external data files, or does not have exactly one tensor
-            input. ``field`` names the upload in the error.
+        InputError: the file is not an ONNX model, is newer than the installed
+            ``onnx`` package reads, fails ``onnx.checker``, references external
+            data that was not uploaded or lies outside its directory, or has no
+            single tensor input to feed. ``field`` names the upload.
     """
     model = _load(path, field)
-    _check(model, path, field)
-    input_proto = _single_input(model.graph, path, field)
+    check_versions(model, path, field, limits=installed_onnx_limits(), by="onnx")
+    external = _external_data_bytes(model, path, field, allow_external_data)
+    _check(model, path, field, external=allow_external_data and external > 0)
+    input_proto = _select_input(model.graph, path, field, input_name)
     tensor_type = input_proto.type.tensor_type
+    flops, flops_note = estimate_flops(model, input_proto.name)
     return ModelInfo(
         path=path,
-        size_bytes=os.stat(path).st_size,
+        size_bytes=os.stat(path).st_size + external,
         parameters=count_parameters(model),
         input_name=input_proto.name,
         input_shape=_shape(input_proto.type),
@@ -102,6 +113,54 @@ def inspect_model(path: Path, *, field: str) -> ModelInfo:
         outputs=[_output_info(output) for output in model.graph.output],
         opset=_default_opset(model),
         ir_version=model.ir_version,
+        external_data_bytes=external,
+        flops=flops,
+        flops_note=flops_note,
+        inputs=[item.name for item in _feedable_inputs(model.graph)],
+    )
+
+
+@dataclass(frozen=True)
+class VersionLimits:
+    """The newest IR version and default-domain opset a reader supports."""
+
+    ir_version: int
+    opset: int
+    reader: str
+
+
+def installed_onnx_limits() -> VersionLimits:
+    """Return what the installed ``onnx`` package reads."""
+    return VersionLimits(
+        onnx.IR_VERSION, onnx.defs.onnx_opset_version(), f"onnx {onnx.__version__}"
+    )
+
+
+def check_versions(
+    model: ModelProto | ModelInfo,
+    path: Path,
+    field: str,
+    *,
+    limits: VersionLimits,
+    by: str,
+) -> None:
+    """Reject a model whose IR version or opset is newer than ``limits``.
+
+    Raises:
+        InputError: the message names the model's and the reader's versions.
+    """
+    opset = model.opset if isinstance(model, ModelInfo) else _default_opset(model)
+    ir_version = model.ir_version
+    if ir_version <= limits.ir_version and opset <= limits.opset:
+        return
+    raise InputError(
+        f"{field} file {path.name!r} has IR version {ir_version} and opset "
+        f"{opset}, but {limits.reader} supports IR version up to "
+        f"{limits.ir_version} and opset up to {limits.opset}; re-export the "
+        f"model with opset_version={limits.opset} or lower, or upgrade {by} "
+        "on the server",
+        field=field,
+        value={"ir_version": ir_version, "opset": opset},
     )
 
 
@@ -124,35 +183,6 @@ def count_parameters(model: ModelProto) -> int:
         total += sum(_constant_elements(node) for node in graph.node)
         total += sum(_ml_attribute_elements(node) for node in graph.node)
     return total
-
-
-def select_prediction_output(info: ModelInfo, *, field: str) -> PredictionOutput:
-    """Choose the output that gives the predicted class.
-
-    An integer or string tensor of shape [N] or [N, 1] is a label output and wins.
-    Otherwise the first float tensor with two dimensions is read as class scores,
-    then the first one-dimensional float tensor as a binary score. Outputs that
-    are not tensors, such as skl2onnx's ZipMap probabilities, are never used.
-
-    Raises:
-        InputError: no output fits; the message lists every output with its type.
-    """
-    for output in info.outputs:
-        if _is_label(output):
-            return PredictionOutput(output.name, "label")
-    for rank in (2, 1):
-        for output in info.outputs:
-            if _is_float(output) and _rank(output) == rank:
-                return PredictionOutput(output.name, "score")
-    listed = ", ".join(f"{o.name!r} {o.type_text}" for o in info.outputs)
-    raise InputError(
-        f"{field} model has no output that gives a class per row (outputs: "
-        f"{listed}); expected an integer label tensor of shape [N] or a float "
-        "score tensor of shape [N, classes] or [N]. Export the classifier with "
-        "its label or logits as a graph output",
-        field=field,
-        value=listed,
-    )
 
 
 def _load(path: Path, field: str) -> ModelProto:
@@ -178,24 +208,64 @@ def _is_empty(path: Path) -> bool:
     return os.stat(path).st_size == 0
 
 
-def _check(model: ModelProto, path: Path, field: str) -> None:
-    # External data goes first: the checker would look for the named data files
-    # relative to the working directory.
+def _external_data_bytes(
+    model: ModelProto, path: Path, field: str, allowed: bool
+) -> int:
+    """Return the bytes of the external data files the model references.
+
+    Raises:
+        InputError: a reference is not allowed, escapes the model's directory,
+            or names a file that does not exist.
+    """
+    locations: set[str] = set()
     for graph in _graphs(model.graph):
         for tensor in _graph_tensors(graph):
-            if uses_external_data(tensor):
+            if not uses_external_data(tensor):
+                continue
+            location = ExternalDataInfo(tensor).location
+            if not allowed:
                 raise InputError(
-                    f"{field} file {path.name!r} keeps tensor {tensor.name!r} in an "
-                    "external data file, which is not uploaded with it; save the "
-                    "model as one file with onnx.save(model, path, "
+                    f"{field} file {path.name!r} keeps tensor {tensor.name!r} in the "
+                    f"external data file {location!r}, which was not uploaded with "
+                    "it; upload a .zip holding the model and its data files, or "
+                    "save the model as one file with onnx.save(model, path, "
                     "save_as_external_data=False) (possible below 2 GB)",
                     field=field,
-                    value=path.name,
+                    value=location,
                 )
+            locations.add(location)
+    return sum(
+        _data_file(path, location, field).stat().st_size for location in locations
+    )
+
+
+def _data_file(model_path: Path, location: str, field: str) -> Path:
+    root = model_path.parent.resolve()
+    target = (root / location).resolve()
+    if Path(location).is_absolute() or not target.is_relative_to(root):
+        raise InputError(
+            f"{field} model references the external data file {location!r} outside "
+            "its archive; save the data next to the model with a relative name",
+            field=field,
+            value=location,
+        )
+    if not target.is_file():
+        raise InputError(
+            f"{field} model references the external data file {location!r}, which "
+            "the archive does not contain; add it to the .zip next to the model",
+            field=field,
+            value=location,
+        )
+    return target
+
+
+def _check(model: ModelProto, path: Path, field: str, *, external: bool) -> None:
     try:
-        onnx.checker.check_model(model)
+        # With external data the checker reads the file itself, so that it
+        # resolves the data files relative to the model's directory.
+        onnx.checker.check_model(str(path) if external else model)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        reason = " ".join(str(exc).split()).rstrip(".")
+        reason = " ".join(str(exc).split()).rstrip(".").replace(str(path.parent), "")
         raise InputError(
             f"{field} file {path.name!r} is not a valid ONNX model: onnx.checker "
             f"reported: {reason}. Re-export the model with a current exporter",
@@ -204,28 +274,59 @@ def _check(model: ModelProto, path: Path, field: str) -> None:
         ) from None
 
 
-def _single_input(graph: GraphProto, path: Path, field: str) -> onnx.ValueInfoProto:
-    # Models with IR version below 4 also list their initializers as inputs.
-    weights = {tensor.name for tensor in graph.initializer}
-    inputs = [item for item in graph.input if item.name not in weights]
+def _feedable_inputs(graph: GraphProto) -> list[onnx.ValueInfoProto]:
+    """Return the inputs without a default value.
+
+    An input that shares its name with an initializer has that initializer as
+    its default (IR version 4 and later); models with IR version below 4 list
+    every initializer as an input this way.
+    """
+    defaults = {tensor.name for tensor in graph.initializer}
+    return [item for item in graph.input if item.name not in defaults]
+
+
+def _select_input(
+    graph: GraphProto, path: Path, field: str, requested: str | None
+) -> onnx.ValueInfoProto:
+    inputs = _feedable_inputs(graph)
     names = [item.name for item in inputs]
-    if len(inputs) != 1:
+    if requested is not None and requested not in {i.name for i in graph.input}:
+        every = [item.name for item in graph.input]
         raise InputError(
-            f"{field} model has {len(inputs)} graph inputs {names} but DistilGate "
-            "feeds one tensor of rows; export the model with a single input that "
-            "takes the feature matrix",
+            f"policy.input_name {requested!r} is not an input of the {field} model; "
+            f"its inputs are {every}",
+            field=field,
+            value=requested,
+        )
+    if requested is None and len(inputs) != 1:
+        raise InputError(
+            f"{field} model has {len(inputs)} graph inputs {names} without a default "
+            "value but DistilGate feeds one tensor of rows; export the model with "
+            "a single input that takes the feature matrix, or give the other "
+            "inputs default values and name the feature input in policy.input_name",
             field=field,
             value=names,
         )
-    if inputs[0].type.WhichOneof("value") != "tensor_type":
+    chosen = requested or names[0]
+    others = [name for name in names if name != chosen]
+    if others:
         raise InputError(
-            f"{field} model input {names[0]!r} has type {_type_text(inputs[0].type)} "
+            f"{field} model inputs {others} have no default value, but DistilGate "
+            f"feeds only {chosen!r} (policy.input_name); give the other inputs "
+            "default values or export the model with a single input",
+            field=field,
+            value=others,
+        )
+    selected = next(item for item in graph.input if item.name == chosen)
+    if selected.type.WhichOneof("value") != "tensor_type":
+        raise InputError(
+            f"{field} model input {chosen!r} has type {_type_text(selected.type)} "
             "but DistilGate feeds a tensor; export the model with a tensor input",
             field=field,
-            value=_type_text(inputs[0].type),
+            value=_type_text(selected.type),
         )
-    single: onnx.ValueInfoProto = inputs[0]
-    return single
+    chosen_input: onnx.ValueInfoProto = selected
+    return chosen_input
 
 
 def _graphs(graph: GraphProto) -> Iterator[GraphProto]:
@@ -293,7 +394,15 @@ def _output_info(value: onnx.ValueInfoProto) -> OutputInfo:
         type_text=_type_text(value.type),
         element_type=None if element is None else _element_type_name(element),
         shape=_shape(value.type) if is_tensor else None,
+        is_map_sequence=_is_map_sequence(value.type),
     )
+
+
+def _is_map_sequence(type_proto: onnx.TypeProto) -> bool:
+    if type_proto.WhichOneof("value") != "sequence_type":
+        return False
+    element = type_proto.sequence_type.elem_type
+    return bool(element.WhichOneof("value") == "map_type")
 
 
 def _shape(type_proto: onnx.TypeProto) -> list[Dim] | None:
@@ -334,176 +443,3 @@ def _type_text(type_proto: onnx.TypeProto) -> str:
     if kind == "optional_type":
         return f"optional({_type_text(type_proto.optional_type.elem_type)})"
     return str(kind)
-
-
-def _is_label(output: OutputInfo) -> bool:
-    element = output.element_type
-    if element is None or output.shape is None:
-        return False
-    class_typed = element == "string" or element.startswith(("int", "uint"))
-    rank_fits = len(output.shape) == 1 or (
-        len(output.shape) == 2 and output.shape[1] == 1
-    )
-    return class_typed and rank_fits
-
-
-def _rank(output: OutputInfo) -> int | None:
-    return None if output.shape is None else len(output.shape)
-
-
-def _is_float(output: OutputInfo) -> bool:
-    return output.element_type in ("float16", "float32", "float64", "bfloat16")
-
-
-def prepare_features(features: np.ndarray, info: ModelInfo, *, role: str) -> np.ndarray:
-    """Cast dataset rows to the model's input type and shape them to its input.
-
-    Rows of a 2-D dataset are reshaped when the model declares fixed row
-    dimensions with the same number of elements, for example 64 columns into
-    [N, 1, 8, 8]. Casts to integer types accept only finite whole numbers in range,
-    and casts to float types reject finite values that would become infinite.
-
-    Raises:
-        InputError: the features are not numeric, do not fit the declared shape,
-            or a value does not fit the declared type. The error names the first
-            such row and column.
-    """
-    cast = _cast_features(features, info, role)
-    return _match_shape(cast, info, role)
-
-
-def _match_shape(features: np.ndarray, info: ModelInfo, role: str) -> np.ndarray:
-    shape = info.input_shape
-    if shape is None:
-        return features
-    if len(shape) == 0:
-        raise InputError(
-            f"{role} input {info.input_name!r} is a scalar but DistilGate feeds a "
-            "batch of rows; export the model with a batch dimension first",
-            field=role,
-            value=shape,
-        )
-    expected, actual = shape[1:], features.shape[1:]
-    fixed = [dim for dim in expected if isinstance(dim, int)]
-    if len(expected) == len(actual):
-        if all(
-            not isinstance(e, int) or e == a
-            for e, a in zip(expected, actual, strict=True)
-        ):
-            return features
-    elif len(fixed) == len(expected) and math.prod(fixed) == math.prod(actual):
-        return features.reshape((len(features), *fixed))
-    if len(expected) == len(actual) == 1:
-        found = f"dataset rows have {actual[0]} features but the {role} expects "
-        found += str(expected[0])
-    else:
-        found = f"dataset rows have shape {list(actual)} but the {role} expects "
-        found += f"rows of shape {expected}"
-    raise InputError(
-        f"{found} (input {info.input_name!r} shape {shape}); pass the feature "
-        f"columns the {role} was trained on, in the same order",
-        field="dataset",
-        value=list(actual),
-    )
-
-
-def _cast_features(features: np.ndarray, info: ModelInfo, role: str) -> np.ndarray:
-    if features.dtype.kind not in "biuf":
-        raise InputError(
-            f"dataset features have dtype {features.dtype} but the models take "
-            "numbers; encode or drop the non-numeric feature columns",
-            field="dataset",
-            value=str(features.dtype),
-        )
-    target = _numeric_dtype(info.input_type)
-    if target is None:
-        raise InputError(
-            f"{role} input {info.input_name!r} has type {info.input_type} but "
-            "DistilGate feeds numeric features; export the model with a float or "
-            "integer input",
-            field=role,
-            value=info.input_type,
-        )
-    if target.kind == "f":
-        return _cast_to_float(features, target, role)
-    return _cast_to_integer(features, target, role)
-
-
-def _numeric_dtype(name: str) -> np.dtype[Any] | None:
-    if name in ("string", "undefined"):
-        return None
-    try:
-        dtype = np.dtype(name)
-    except TypeError:
-        return None
-    return dtype if dtype.kind in "biuf" else None
-
-
-def _cast_to_float(
-    features: np.ndarray, target: np.dtype[Any], role: str
-) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        cast = features.astype(target)
-    overflow = np.isfinite(features) & ~np.isfinite(cast)
-    if overflow.any():
-        raise _value_error(
-            features,
-            overflow,
-            f"is too large for the {role}'s input type {target}",
-            "scale the feature or export the model with a float64 input",
-        )
-    return cast
-
-
-def _cast_to_integer(
-    features: np.ndarray, target: np.dtype[Any], role: str
-) -> np.ndarray:
-    if features.dtype.kind == "f":
-        _reject(features, ~np.isfinite(features), target, role, "is not finite")
-        whole = np.floor(features) == features
-        _reject(features, ~whole, target, role, "is not a whole number")
-    if target.kind == "b":
-        outside = (features != 0) & (features != 1)
-        _reject(features, outside, target, role, "is neither 0 nor 1")
-        return features.astype(target)
-    limits = np.iinfo(target)
-    if features.dtype.kind == "f":
-        # float(max + 1) is exact (a power of two), unlike float(max).
-        outside = (features < float(limits.min)) | (features >= float(limits.max + 1))
-    else:
-        outside = (features < limits.min) | (features > limits.max)
-    _reject(features, outside, target, role, f"is outside {limits.min}..{limits.max}")
-    return features.astype(target)
-
-
-def _reject(
-    features: np.ndarray,
-    bad: np.ndarray,
-    target: np.dtype[Any],
-    role: str,
-    problem: str,
-) -> None:
-    if bad.any():
-        raise _value_error(
-            features,
-            bad,
-            f"{problem}, but the {role}'s input type is {target}",
-            "fill or fix these values, or export the model with a float input",
-        )
-
-
-def _value_error(
-    features: np.ndarray, bad: np.ndarray, problem: str, fix: str
-) -> InputError:
-    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
-    row = int(index[0])
-    rest = [int(i) for i in index[1:]]
-    where = f"row {row}, column {rest[0]}" if len(rest) == 1 else f"row {row} {rest}"
-    value = features[index].item()
-    count = int(np.count_nonzero(bad))
-    return InputError(
-        f"dataset value {value!r} at {where} (0-based) {problem} ({count} values "
-        f"affected); {fix}",
-        field="dataset",
-        value=value,
-    )

@@ -1,4 +1,4 @@
-"""Scenario and pairwise coverage: the value combinations a subset keeps.
+"""Scenario and t-way coverage: the value combinations a subset keeps.
 
 A scenario is one distinct tuple of values of the scenario columns. Values compare
 by equality after pandas aligns the column types of both tables, so ``1`` in an
@@ -85,25 +85,80 @@ def pairwise_coverage(
     [value_a, value_b], "original_rows": n}``, rarest first, then by column pair
     and first appearance.
     """
-    pairs = list(itertools.combinations(columns, 2))
-    per_pair = [_groups(original, subset, list(pair)) for pair in pairs]
-    total = sum(len(groups.counts) for groups in per_pair)
-    covered = sum(int(groups.covered.sum()) for groups in per_pair)
+    return t_way_coverage(original, subset, columns, 2, limit=limit)
 
-    pair_index, group_index = _concat_uncovered(per_pair)
+
+def t_way_coverage(
+    original: pd.DataFrame,
+    subset: pd.DataFrame,
+    columns: Sequence[str],
+    t: int,
+    *,
+    limit: int = MAX_MISSING_PAIRS,
+) -> TupleCoverage:
+    """Measure which value combinations of every ``t`` of ``columns`` the subset has.
+
+    A combination is t columns with one value each, as they occur together in one
+    row of the original. Missing combinations are listed as for pairwise coverage,
+    with t columns and t values each.
+    """
+    combos = list(itertools.combinations(columns, t))
+    per_combo = [_groups(original, subset, list(combo)) for combo in combos]
+    total = sum(len(groups.counts) for groups in per_combo)
+    covered = sum(int(groups.covered.sum()) for groups in per_combo)
+
+    combo_index, group_index = _concat_uncovered(per_combo)
     counts = np.array(
-        [per_pair[p].counts[g] for p, g in zip(pair_index, group_index, strict=True)],
+        [per_combo[p].counts[g] for p, g in zip(combo_index, group_index, strict=True)],
         dtype=np.int64,
     )
-    # np.lexsort sorts by the last key first: count, then column pair, then group.
-    order = np.lexsort((group_index, pair_index, counts))[:limit]
+    # np.lexsort sorts by the last key first: count, then columns, then group.
+    order = np.lexsort((group_index, combo_index, counts))[:limit]
     missing = [
-        _pair_entry(
-            original, pairs[pair_index[i]], per_pair[pair_index[i]], int(group_index[i])
+        _combo_entry(
+            original,
+            combos[combo_index[i]],
+            per_combo[combo_index[i]],
+            int(group_index[i]),
         )
         for i in order
     ]
     return TupleCoverage(total=total, covered=covered, missing=missing)
+
+
+def scenario_ids(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Number the distinct tuples of ``columns`` in order of first appearance.
+
+    Without columns every row gets 0.
+    """
+    if not columns:
+        return np.zeros(len(frame), dtype=np.int64)
+    ids = frame.groupby(list(columns), dropna=False, sort=False).ngroup()
+    return np.asarray(ids.to_numpy(), dtype=np.int64)
+
+
+def combination_ids(
+    frame: pd.DataFrame, columns: Sequence[str], t: int
+) -> list[np.ndarray]:
+    """Number the value combinations of every ``t`` of ``columns``, one array each.
+
+    The numbers of the second array start after the last of the first, and so on,
+    so that every combination of every column set has its own number.
+    """
+    arrays, offset = [], 0
+    for combo in itertools.combinations(columns, t):
+        ids = scenario_ids(frame, combo)
+        arrays.append(ids + offset)
+        offset += int(ids.max()) + 1 if len(ids) else 0
+    return arrays
+
+
+def row_example(
+    frame: pd.DataFrame, row: int, columns: Sequence[str], *, limit: int = 8
+) -> dict[str, Any]:
+    """Describe one row by position: ``columns`` first, then others up to ``limit``."""
+    shown = list(dict.fromkeys([*columns, *frame.columns]))[: max(limit, len(columns))]
+    return {"row": row, "values": {str(c): _cell(frame, row, c) for c in shown}}
 
 
 def json_value(value: Any) -> Any:
@@ -147,24 +202,24 @@ def _rarest_uncovered(groups: _Groups) -> np.ndarray:
     return uncovered[order]
 
 
-def _concat_uncovered(per_pair: list[_Groups]) -> tuple[np.ndarray, np.ndarray]:
-    """Return the column-pair index and group index of every uncovered value pair."""
-    uncovered = [np.flatnonzero(~groups.covered) for groups in per_pair]
-    pair_index = np.concatenate(
+def _concat_uncovered(per_combo: list[_Groups]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the column-set index and group index of every uncovered combination."""
+    uncovered = [np.flatnonzero(~groups.covered) for groups in per_combo]
+    combo_index = np.concatenate(
         [np.full(len(ids), p, dtype=np.int64) for p, ids in enumerate(uncovered)]
         or [np.empty(0, dtype=np.int64)]
     )
     group_index = np.concatenate(uncovered or [np.empty(0, dtype=np.int64)])
-    return pair_index, group_index
+    return combo_index, group_index
 
 
-def _pair_entry(
-    original: pd.DataFrame, pair: tuple[str, str], groups: _Groups, group: int
+def _combo_entry(
+    original: pd.DataFrame, combo: tuple[str, ...], groups: _Groups, group: int
 ) -> dict[str, Any]:
     row = int(groups.first_rows[group])
     return {
-        "columns": list(pair),
-        "values": [_cell(original, row, pair[0]), _cell(original, row, pair[1])],
+        "columns": list(combo),
+        "values": [_cell(original, row, column) for column in combo],
         "original_rows": int(groups.counts[group]),
     }
 

@@ -1,11 +1,22 @@
-"""ORM tables. API schemas live in ``app.api.schemas``, apart from these."""
+"""ORM tables. API schemas live in ``app.schemas``, apart from these."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,10 +54,25 @@ class GateRecord(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JsonType)
     artifacts: Mapped[dict[str, Any]] = mapped_column(JsonType)
     error: Mapped[str | None] = mapped_column(Text)
+    # Inputs besides the uploads that a job needs to run the gate again.
+    request: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    policy_version: Mapped[int | None] = mapped_column(Integer)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    waiver: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    waived_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_gates_project_seq", "project", "seq"),
         Index("ix_gates_project_branch_kind_seq", "project", "branch", "kind", "seq"),
+        Index("ix_gates_project_commit_kind", "project", "commit", "kind"),
+        Index("ix_gates_status_seq", "status", "seq"),
+        UniqueConstraint("project", "idempotency_key", name="uq_gates_idempotency"),
     )
 
 
@@ -57,4 +83,61 @@ class ArtifactRecord(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectPolicy(Base):
+    """One version of a project's stored policy. The highest version is in force."""
+
+    __tablename__ = "project_policies"
+
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    locked: Mapped[list[str]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """An API token. Only the sha256 of the secret is stored, with a visible prefix."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JsonType)
+    projects: Mapped[list[str]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Webhook(Base):
+    """An outgoing webhook called on every terminal gate result of its projects."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # NOTE: the secret is stored as given, because signing needs it; protect the
+    # database accordingly.
+    secret: Mapped[str] = mapped_column(String(200))
+    projects: Mapped[list[str]] = mapped_column(JsonType)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver a gate result to a webhook."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    gate_id: Mapped[str] = mapped_column(String(32), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,15 +19,25 @@ from app.storage.models import ArtifactRecord, GateRecord
 
 logger = logging.getLogger(__name__)
 
+PENDING_STATUSES = ("queued", "running")
+
 
 @dataclass(frozen=True)
 class GateFilter:
-    """History filters; ``None`` means any value."""
+    """History filters; ``None`` means any value.
+
+    ``projects`` limits the result to the projects a caller may read; ``None``
+    means every project.
+    """
 
     project: str | None = None
     branch: str | None = None
     kind: str | None = None
     status: str | None = None
+    commit: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    projects: Collection[str] | None = None
 
 
 class GateRepository:
@@ -39,8 +51,28 @@ class GateRepository:
         self.session.flush()
         return record
 
+    def add_unless_duplicate(self, record: GateRecord) -> GateRecord | None:
+        """Insert ``record``; return None when its idempotency key is taken."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(record)
+        except IntegrityError:
+            logger.info(
+                "idempotency key already used project=%s gate_id=%s",
+                record.project,
+                record.id,
+            )
+            return None
+        return record
+
     def find(self, gate_id: str) -> GateRecord | None:
         query = select(GateRecord).where(GateRecord.id == gate_id)
+        return self.session.scalars(query).first()
+
+    def find_by_idempotency_key(self, project: str, key: str) -> GateRecord | None:
+        query = select(GateRecord).where(
+            GateRecord.project == project, GateRecord.idempotency_key == key
+        )
         return self.session.scalars(query).first()
 
     def page(
@@ -56,6 +88,94 @@ class GateRepository:
             return rows, None
         return rows[:limit], encode_cursor(rows[limit - 1].seq)
 
+    def series(self, filters: GateFilter, *, limit: int) -> list[GateRecord]:
+        """Return the newest ``limit`` terminal results, oldest first."""
+        query = _filtered(select(GateRecord), filters).where(
+            GateRecord.status.not_in(PENDING_STATUSES)
+        )
+        query = query.order_by(GateRecord.seq.desc()).limit(limit)
+        return list(reversed(list(self.session.scalars(query))))
+
+    def latest_terminal(self, filters: GateFilter) -> GateRecord | None:
+        query = _filtered(select(GateRecord), filters).where(
+            GateRecord.status.not_in(PENDING_STATUSES)
+        )
+        return self.session.scalars(query.order_by(GateRecord.seq.desc())).first()
+
+    def last_before(
+        self, record: GateRecord, *, status: str | None = None, same_commit: bool
+    ) -> GateRecord | None:
+        """Return the newest terminal result of the same project, kind and branch
+        (or commit) stored before ``record``, optionally with ``status``."""
+        query = select(GateRecord).where(
+            GateRecord.project == record.project,
+            GateRecord.kind == record.kind,
+            GateRecord.seq < record.seq,
+            GateRecord.status.not_in(PENDING_STATUSES),
+        )
+        if same_commit:
+            query = query.where(GateRecord.commit == record.commit)
+        else:
+            query = query.where(_equal_or_null(GateRecord.branch, record.branch))
+        if status is not None:
+            query = query.where(GateRecord.status == status)
+        return self.session.scalars(query.order_by(GateRecord.seq.desc())).first()
+
+    def claim(self, gate_id: str, now: datetime) -> bool:
+        """Move a queued gate to running; False when another job got it first."""
+        statement = (
+            update(GateRecord)
+            .where(GateRecord.id == gate_id, GateRecord.status == "queued")
+            .values(status="running", started_at=now)
+        )
+        return _changed(self.session.execute(statement))
+
+    def finish(self, gate_id: str, values: dict[str, Any]) -> bool:
+        """Write a running gate's outcome once; False when it already ended."""
+        statement = (
+            update(GateRecord)
+            .where(GateRecord.id == gate_id, GateRecord.status == "running")
+            .values(**values)
+        )
+        return _changed(self.session.execute(statement))
+
+    def set_progress(self, gate_id: str, progress: dict[str, Any]) -> None:
+        statement = (
+            update(GateRecord)
+            .where(GateRecord.id == gate_id, GateRecord.status == "running")
+            .values(progress=progress)
+        )
+        self.session.execute(statement)
+
+    def end_pending(self, *, reason: str, now: datetime, overdue_only: bool) -> int:
+        """Mark queued and running gates as ``error``; return how many changed.
+
+        With ``overdue_only`` only gates past their deadline change.
+        """
+        statement = update(GateRecord).where(GateRecord.status.in_(PENDING_STATUSES))
+        if overdue_only:
+            statement = statement.where(GateRecord.deadline_at < now)
+        statement = statement.values(
+            status="error", error=reason, finished_at=now, progress=None
+        )
+        result = self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def end_one(self, gate_id: str, *, reason: str) -> None:
+        """Mark one queued or running gate as ``error`` with ``reason``."""
+        statement = (
+            update(GateRecord)
+            .where(GateRecord.id == gate_id, GateRecord.status.in_(PENDING_STATUSES))
+            .values(status="error", error=reason, progress=None)
+        )
+        self.session.execute(statement)
+
+    def expired_waivers(self, now: datetime) -> list[GateRecord]:
+        query = select(GateRecord).where(
+            GateRecord.status == "waived", GateRecord.waived_until <= now
+        )
+        return list(self.session.scalars(query))
+
     def record_artifact(self, sha256: str, size_bytes: int, now: datetime) -> None:
         """Register a blob once; a concurrent registration of the same blob wins."""
         if self.session.get(ArtifactRecord, sha256) is not None:
@@ -69,15 +189,30 @@ class GateRepository:
             logger.info("artifact already registered sha256=%s", sha256)
 
 
+def _changed(result: Any) -> bool:
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def _equal_or_null(column: Any, value: str | None) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
 def _filtered(query: Select[GateRecord], filters: GateFilter) -> Select[GateRecord]:
     for column, value in (
         (GateRecord.project, filters.project),
         (GateRecord.branch, filters.branch),
         (GateRecord.kind, filters.kind),
         (GateRecord.status, filters.status),
+        (GateRecord.commit, filters.commit),
     ):
         if value is not None:
             query = query.where(column == value)
+    if filters.since is not None:
+        query = query.where(GateRecord.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(GateRecord.created_at < filters.until)
+    if filters.projects is not None:
+        query = query.where(GateRecord.project.in_(list(filters.projects)))
     return query
 
 
@@ -96,7 +231,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(padded.encode()).decode()
         prefix, _, number = text.partition(":")
-        if prefix != "seq" or not number.isdigit():
+        if prefix != "seq" or not number.isdigit() or len(number) > 18:
             raise ValueError(text)
         return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -105,4 +240,5 @@ def decode_cursor(cursor: str) -> int:
             "previous page unchanged, or omit cursor for the first page",
             field="cursor",
             value=cursor,
+            location="query",
         ) from None

@@ -220,10 +220,26 @@ def test_history_lists_newest_first_with_cursor(server):
 
 
 def test_history_filters_kind_and_status(server):
-    params = {"project": "external", "kind": "data", "status": "failed"}
+    url = f"{server.url}/api/v1/gates/metrics"
+    for coverage in (0.5, 0.99):
+        body = {
+            "kind": "data",
+            "project": "filtered",
+            "original": {"coverage": 1.0},
+            "subset": {"coverage": coverage},
+        }
+        httpx.post(url, json=body)
+    model = {
+        "kind": "model",
+        "project": "filtered",
+        "teacher": {"accuracy": 0.9},
+        "student": {"accuracy": 0.5},
+    }
+    httpx.post(url, json=model)
+    params = {"project": "filtered", "kind": "data", "status": "failed"}
     items = httpx.get(f"{server.url}/api/v1/gates", params=params).json()["items"]
-    assert items
-    assert {(item["kind"], item["status"]) for item in items} == {("data", "failed")}
+    assert len(items) == 1
+    assert (items[0]["kind"], items[0]["status"]) == ("data", "failed")
 
 
 def test_results_survive_server_restart(server, model_pass):

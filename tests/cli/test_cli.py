@@ -147,3 +147,63 @@ def test_cli_usage_error_exits_2(cli):
     result = cli("check", "model", "--teacher")
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_cli_unreachable_database_exits_2(cli, artifacts, monkeypatch):
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
+    monkeypatch.setenv("DISTILGATE_DATABASE_URL", url)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", *map(str, data_args(artifacts))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: OperationalError")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_writes_junit_markdown_and_outputs(cli, artifacts, tmp_path):
+    outputs = tmp_path / "outputs.txt"
+    result = cli(
+        *data_args(artifacts, subset="subset_bad_csv"),
+        "--junit",
+        tmp_path / "r.xml",
+        "--markdown",
+        tmp_path / "r.md",
+        "--outputs",
+        outputs,
+    )
+    lines = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert result.returncode == 1
+    assert lines["status"] == "failed"
+    assert len(lines["gate-id"]) == 32
+    assert "<failure" in (tmp_path / "r.xml").read_text()
+    assert (tmp_path / "r.md").read_text().startswith("## DistilGate data gate: FAILED")
+
+
+def test_cli_reads_policy_from_distilgate_toml(cli, artifacts, tmp_path):
+    (tmp_path / "distilgate.toml").write_text(
+        '[distilgate]\nproject = "from-toml"\n\n[policy]\nmax_param_ratio = 20\n'
+    )
+    result = cli(*data_args(artifacts), "--json")
+    body = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert body["project"] == "from-toml"
+    assert body["policy"]["max_param_ratio"] == 20
+
+
+def test_cli_rejects_unknown_toml_key(cli, artifacts, tmp_path):
+    (tmp_path / "distilgate.toml").write_text("[distilgate]\nservr = 'x'\n")
+    result = cli(*data_args(artifacts))
+    assert result.returncode == 2
+    assert "unknown keys ['servr']" in result.stderr
+
+
+def test_cli_report_prints_server_report(cli, artifacts, server):
+    body = json.loads(
+        cli(*data_args(artifacts), "--server", server.url, "--json").stdout
+    )
+    result = cli("report", body["id"], "--server", server.url, "--format", "junit")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<?xml")

@@ -8,13 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import sparse
 from sklearn.datasets import load_digits, load_wine
 from sklearn.model_selection import train_test_split
 
 from app.errors import InputError
 from app.evaluation.data_gate import evaluate_data
-from app.evaluation.features import Encoded, cluster_coverage
 from app.policy import Policy
 from app.results import Check, Evaluation
 
@@ -54,7 +52,11 @@ def assert_json_safe(evaluation: Evaluation) -> None:
     json.dumps(evaluation.details, allow_nan=False)
 
 
-def test_evaluate_data_stratified_subset_passes(digits: pd.DataFrame) -> None:
+def test_evaluate_data_random_stratified_subset_fails_features(
+    digits: pd.DataFrame,
+) -> None:
+    # A random subset keeps every scenario but covers the feature space only as
+    # well as the random baseline, which k is chosen to keep below the bar.
     strata = digits["target"].astype(str) + "-" + digits["ink"]
     subset, _ = train_test_split(
         digits, train_size=0.4, stratify=strata, random_state=0
@@ -62,16 +64,22 @@ def test_evaluate_data_stratified_subset_passes(digits: pd.DataFrame) -> None:
     evaluation = evaluate_data(
         digits, subset, policy=POLICY, scenario_columns=["ink"], label_column="target"
     )
+    feature = check(evaluation, "feature_coverage")
     assert evaluation.kind == "data"
-    assert evaluation.status == "passed"
-    for name in ("scenario_coverage", "pairwise_coverage", "feature_coverage"):
-        assert check(evaluation, name).status == "passed"
+    assert evaluation.status == "failed"
+    assert check(evaluation, "scenario_coverage").status == "passed"
+    assert check(evaluation, "pairwise_coverage").status == "passed"
+    assert feature.status == "failed"
     assert check(evaluation, "scenario_coverage").message == (
         "scenario coverage 100.0% (30 of 30 tuples) >= 95.0%"
     )
-    assert evaluation.metrics["original_rows"] == 1797
-    assert evaluation.metrics["subset_rows"] == len(subset)
-    assert evaluation.metrics["clusters"] == 30
+    metrics = evaluation.metrics
+    assert metrics["feature_coverage_k"] == 2
+    assert metrics["feature_coverage_random"] == pytest.approx(1 - 0.6**3, abs=0.01)
+    assert abs(metrics["feature_coverage_margin_over_random"]) < 0.05
+    assert metrics["original_rows"] == 1797
+    assert metrics["subset_rows"] == len(subset)
+    assert metrics["clusters"] == 30
     assert_json_safe(evaluation)
 
 
@@ -173,11 +181,13 @@ def test_evaluate_data_identical_subset_full_coverage(digits: pd.DataFrame) -> N
     )
     for name in ("scenario_coverage", "pairwise_coverage", "feature_coverage"):
         assert check(evaluation, name).value == 1.0
-    assert evaluation.details["empty_clusters"] == []
+    assert evaluation.details["clusters"]["lost_clusters"] == []
     metrics = evaluation.metrics
     assert metrics["edge_rows_kept"] == metrics["edge_rows_original"]
     assert metrics["edge_case_share"] == metrics["edge_rows_original"] / 1797
+    assert metrics["edge_retention"] == 1.0
     assert metrics["subset_rows_not_in_original"] == 0
+    assert metrics["covering_radius_max"] == 0.0
 
 
 def test_evaluate_data_one_class_fails_features(wine: pd.DataFrame) -> None:
@@ -185,15 +195,19 @@ def test_evaluate_data_one_class_fails_features(wine: pd.DataFrame) -> None:
     evaluation = evaluate_data(wine, subset, policy=POLICY)
     feature = check(evaluation, "feature_coverage")
     assert feature.status == "failed"
-    assert feature.message.startswith("feature coverage ")
-    assert "of original rows in clusters the subset reaches" in feature.message
-    empty = evaluation.details["empty_clusters"]
-    assert empty
-    assert all(wine["target"].iat[e["example_row"]] != 0 for e in empty)
+    assert feature.message == (
+        "feature coverage 36.5% of cleaned original rows have a subset row no "
+        "farther than their 3rd nearest neighbour (random subset of this size: "
+        "80.0%, -43.5 pp over random) < 95.0%"
+    )
+    lost = evaluation.details["clusters"]["lost_clusters"]
+    assert lost
+    examples = [example for entry in lost for example in entry["examples"]]
+    assert all(wine["target"].iat[example["row"]] != 0 for example in examples)
     metrics = evaluation.metrics
     uncovered = metrics["original_rows"] - metrics["original_rows_in_covered_clusters"]
-    assert sum(e["original_rows"] for e in empty) == uncovered
-    assert len(empty) == metrics["clusters"] - metrics["clusters_covered"]
+    assert sum(entry["original_rows"] for entry in lost) == uncovered
+    assert len(lost) == metrics["clusters"] - metrics["clusters_covered"]
 
 
 def test_evaluate_data_edge_share_warns_without_unusual_rows(
@@ -209,8 +223,8 @@ def test_evaluate_data_edge_share_warns_without_unusual_rows(
     assert edge.comparator == "within"
     assert edge.threshold == [0.05, 0.10]
     assert edge.message == (
-        "edge-case share 0.0% of subset rows (0 of 60; subset keeps 0 of 9 unusual "
-        "original rows) outside 5.0%-10.0%"
+        "edge-case share 0.0% of subset rows (0 of 60; subset keeps 0 of 9 edge "
+        "rows of the cleaned original, 0.0%) outside 5.0%-10.0%"
     )
     assert evaluation.status == "passed"
 
@@ -300,42 +314,102 @@ def test_evaluate_data_single_row_original() -> None:
     assert evaluation.status == "passed"
     assert check(evaluation, "scenario_coverage").value == 1.0
     assert check(evaluation, "feature_coverage").value == 1.0
-    assert evaluation.details["clustering"]["n_clusters"] == 1
-    assert check(evaluation, "edge_case_share").status == "skipped"
+    assert evaluation.details["clusters"]["n_clusters"] == 1
+    assert check(evaluation, "edge_case_share").message == (
+        "edge-case share not measured: the cleaned original has 1 row, fewer than "
+        "the 20 needed for its top 5% to hold a row"
+    )
 
 
 def test_evaluate_data_constant_columns() -> None:
+    # 40 equal rows clean down to one, which the subset keeps.
     original = pd.DataFrame({"a": [1.0] * 40, "b": ["x"] * 40})
     evaluation = evaluate_data(original, original.head(3), policy=POLICY)
     assert check(evaluation, "feature_coverage").value == 1.0
-    edge = check(evaluation, "edge_case_share")
-    assert edge.status == "skipped"
-    assert edge.message.startswith(
-        "edge-case share not measured: the isolation forest flagged no row"
-    )
+    assert evaluation.metrics["exact_duplicate_rows"] == 39
+    assert evaluation.metrics["redundancy_rate"] == pytest.approx(39 / 40)
+    assert check(evaluation, "edge_case_share").status == "skipped"
+    assert evaluation.details["covering_radius"]["max_relative"] is None
     assert_json_safe(evaluation)
 
 
-def test_evaluate_data_fewer_distinct_rows_than_k() -> None:
-    original = pd.DataFrame({"a": [1, 2, 3] * 100, "b": list("xyz") * 100})
-    evaluation = evaluate_data(original, original.head(2), policy=POLICY)
-    feature = check(evaluation, "feature_coverage")
-    assert evaluation.details["clustering"]["n_clusters"] == 3
-    assert feature.message == (
-        "feature coverage 66.7% of original rows in clusters the subset reaches "
-        "(2 of 3 clusters) < 95.0%"
+class ConstantFeaturiser:
+    """A featuriser that gives every row the same two features."""
+
+    width = 2
+
+    def fit(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
+        del frame, rows
+
+    def transform(
+        self, frame: pd.DataFrame, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        count = len(frame) if rows is None else len(rows)
+        return np.zeros((count, self.width), dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"constant": True}
+
+
+def test_evaluate_data_identical_features_skip_edges() -> None:
+    # Distinct rows with the same features: every detector score ties.
+    original = pd.DataFrame({"id": np.arange(40)})
+    evaluation = evaluate_data(
+        original, original.head(3), policy=POLICY, featuriser=ConstantFeaturiser()
+    )
+    assert evaluation.details["feature_columns"] == {"constant": True}
+    edge = check(evaluation, "edge_case_share")
+    assert edge.status == "skipped"
+    assert edge.message == (
+        "edge-case share not measured: every row of the cleaned original scores as "
+        "unusual as the rest, so no row stands out as an edge case"
     )
 
 
-def test_evaluate_data_all_missing_columns_skip_features() -> None:
-    original = pd.DataFrame({"a": [np.nan] * 5, "b": [None] * 5})
+def test_evaluate_data_fewer_distinct_rows_than_k() -> None:
+    # 300 rows clean down to 3; the subset keeps 2 of them, and the third has
+    # the second as its nearest neighbour, so its k = 1 ball holds a subset row.
+    original = pd.DataFrame({"a": [1, 2, 3] * 100, "b": list("xyz") * 100})
     evaluation = evaluate_data(original, original.head(2), policy=POLICY)
+    clusters = evaluation.details["clusters"]
+    assert evaluation.metrics["cleaned_rows"] == 3
+    assert clusters["n_clusters"] == 2
+    assert clusters["cluster_coverage"] == pytest.approx(200 / 300)
+    assert clusters["lost_clusters"][0]["original_rows"] == 100
+    assert check(evaluation, "feature_coverage").value == 1.0
+    assert evaluation.metrics["feature_coverage_k"] == 1
+
+
+def test_evaluate_data_all_missing_rows_skip_everything() -> None:
+    original = pd.DataFrame({"a": [np.nan] * 5, "b": [None] * 5})
+    evaluation = evaluate_data(
+        original, original.head(2), policy=POLICY, scenario_columns=["b"]
+    )
+    assert evaluation.metrics["invalid_rows"] == 5
+    assert evaluation.details["cleaning"]["invalid"]["all_missing"]["rows"] == 5
+    assert check(evaluation, "scenario_coverage").message == (
+        "scenario coverage not measured: every row of the original is invalid (see "
+        "details.cleaning)"
+    )
+    assert check(evaluation, "feature_coverage").message == (
+        "feature coverage not measured: every row of the original is invalid (see "
+        "details.cleaning), so no row is left to compare"
+    )
+    assert evaluation.status == "passed"
+    assert_json_safe(evaluation)
+
+
+def test_evaluate_data_all_missing_columns_skip_features() -> None:
+    # Without row rules the all-missing rows stay, but no column yields a feature.
+    original = pd.DataFrame({"a": [np.nan] * 5, "b": [None] * 5})
+    evaluation = evaluate_data(original, original.head(2), policy=POLICY, row_rules=())
     statuses = {c.name: c.status for c in evaluation.checks}
     assert statuses == dict.fromkeys(
         [
             "scenario_coverage",
             "pairwise_coverage",
             "feature_coverage",
+            "required_scenarios",
             "edge_case_share",
         ],
         "skipped",
@@ -400,7 +474,7 @@ def test_evaluate_data_time_and_bool_columns() -> None:
     assert_json_safe(evaluation)
 
 
-def test_evaluate_data_large_original_uses_mini_batches() -> None:
+def test_evaluate_data_large_original_samples_rows() -> None:
     rng = np.random.default_rng(0)
     original = pd.DataFrame(rng.normal(size=(12_000, 4)), columns=list("abcd"))
     original["group"] = rng.choice(["p", "q", "r"], len(original))
@@ -408,22 +482,13 @@ def test_evaluate_data_large_original_uses_mini_batches() -> None:
     evaluation = evaluate_data(
         original, subset, policy=POLICY, scenario_columns=["group"]
     )
-    assert evaluation.details["clustering"]["algorithm"] == "MiniBatchKMeans"
-    assert evaluation.details["clustering"]["n_clusters"] == 77
-    assert check(evaluation, "feature_coverage").status == "passed"
-
-
-@pytest.mark.parametrize("to_matrix", [np.asarray, sparse.csr_matrix])
-def test_cluster_coverage_caps_k_at_distinct_rows(to_matrix: Any) -> None:
-    rows = np.array([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]] * 50)
-    encoded = Encoded(
-        original=to_matrix(rows),
-        subset=to_matrix(rows[:2]),
-        numeric=["a", "b"],
-        categorical=[],
-        excluded=[],
-    )
-    result = cluster_coverage(encoded)
-    assert result.n_clusters == 3
-    assert result.clusters_covered == 2
-    assert result.fraction == pytest.approx(100 / 150)
+    feature = check(evaluation, "feature_coverage")
+    assert evaluation.details["clusters"]["algorithm"] == "KMeans on 5,000 rows"
+    assert evaluation.details["clusters"]["n_clusters"] == 77
+    assert evaluation.details["feature_coverage"]["measured_rows"] == 5_000
+    assert feature.interval is not None
+    assert feature.interval[0] <= feature.value <= feature.interval[1]
+    cleaned = evaluation.metrics["cleaned_rows"]
+    assert f"estimated on 5,000 of {cleaned:,} rows" in feature.message
+    assert ", 95% CI [" in feature.message
+    assert evaluation.details["edge_cases"]["estimated"] is True

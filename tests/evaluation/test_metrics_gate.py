@@ -62,13 +62,16 @@ def test_metrics_data_gate_retention_is_subset_over_original():
     )
 
 
-def test_metrics_data_gate_zero_original_is_not_applicable():
+def test_metrics_data_gate_rejects_zero_original():
+    with pytest.raises(ValidationError, match="retention .* is undefined"):
+        DataMetrics(kind="data", original={"coverage": 0.0}, subset={"coverage": 0.0})
+
+
+def test_metrics_data_gate_is_self_reported():
     measured = DataMetrics(
-        kind="data", original={"coverage": 0.0}, subset={"coverage": 0.0}
+        kind="data", original={"coverage": 0.9}, subset={"coverage": 0.9}
     )
-    check = by_name(evaluate_metrics(measured, Policy()))["coverage_retention"]
-    assert check.status == "skipped"
-    assert "not applicable" in check.message
+    assert evaluate_metrics(measured, Policy()).metrics["self_reported"] is True
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,9 @@ import torch
 from onnx import TensorProto, helper
 
 from app.errors import InputError
-from app.evaluation.onnx_models import (
-    ModelInfo,
-    count_parameters,
-    inspect_model,
-    prepare_features,
-    select_prediction_output,
-)
+from app.evaluation.model_inputs import prepare_features
+from app.evaluation.onnx_models import ModelInfo, count_parameters, inspect_model
+from app.evaluation.onnx_outputs import select_prediction_output
 from tests.evaluation.onnx_fixtures import (
     Digits,
     export_logistic_regression,
@@ -187,8 +183,8 @@ def test_inspect_model_two_inputs_rejected(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         inspect_model(path, field="student")
     assert caught.value.message.startswith(
-        "student model has 2 graph inputs ['a', 'b'] but DistilGate feeds one "
-        "tensor of rows"
+        "student model has 2 graph inputs ['a', 'b'] without a default value but "
+        "DistilGate feeds one tensor of rows"
     )
     assert caught.value.value == ["a", "b"]
 
@@ -196,12 +192,20 @@ def test_inspect_model_two_inputs_rejected(tmp_path: Path) -> None:
 def test_inspect_model_external_data_rejected(tmp_path: Path) -> None:
     path = linear_model(tmp_path / "linear.onnx", input_type=TensorProto.FLOAT)
     model = onnx.load(str(path))
-    onnx.save(model, str(path), save_as_external_data=True, size_threshold=0)
+    onnx.save(
+        model,
+        str(path),
+        save_as_external_data=True,
+        location="linear.onnx.data",
+        size_threshold=0,
+    )
     with pytest.raises(InputError) as caught:
         inspect_model(path, field="teacher")
     assert caught.value.message.startswith(
-        "teacher file 'linear.onnx' keeps tensor 'w0' in an external data file"
+        "teacher file 'linear.onnx' keeps tensor 'w0' in the external data file "
+        "'linear.onnx.data', which was not uploaded with it; upload a .zip"
     )
+    assert caught.value.value == "linear.onnx.data"
     assert "save_as_external_data=False" in caught.value.message
 
 

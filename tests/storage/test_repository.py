@@ -144,4 +144,4 @@ def test_migrations_are_idempotent(database):
     database.migrate()
     with database.session() as session:
         version = session.execute(text("SELECT version_num FROM alembic_version"))
-        assert version.scalar_one() == "0001"
+        assert version.scalar_one() == "0002"

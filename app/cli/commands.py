@@ -1,0 +1,199 @@
+"""Handlers of the ``distilgate`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from app.cli import local
+from app.cli.config_file import load_repo_config, merged_policy
+from app.cli.remote import Client
+from app.cli.render import print_result
+from app.config import get_settings
+from app.errors import InputError
+from app.reports.junit import render_junit
+from app.reports.markdown import render_markdown
+from app.schemas import GateResult
+
+logger = logging.getLogger(__name__)
+
+EXIT_BY_STATUS = {"passed": 0, "waived": 0, "failed": 1, "error": 2, "inconclusive": 3}
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.api.app import create_app
+
+    logging.basicConfig(
+        level=get_settings().log_level,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Run a gate locally or on a server, print it, and exit by its status."""
+    config = load_repo_config(args.config)
+    policy = merged_policy(config, args.policy)
+    files, form = _request_parts(args, config.settings)
+    server = args.server or config.settings.get("server")
+    if server:
+        result = _check_remote(server, args, files, form, policy)
+    else:
+        result = local.submit(get_settings(), args.kind, files, form, policy)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+    write_files(result, args, server)
+    return EXIT_BY_STATUS.get(result["status"], 2)
+
+
+def write_files(
+    result: dict[str, Any], args: argparse.Namespace, server: str | None
+) -> None:
+    """Write the JUnit, Markdown and key=value outputs that ``args`` asks for."""
+    gate = GateResult.model_validate(result)
+    url = f"{server.rstrip('/')}/api/v1/gates/{gate.id}" if server else None
+    if args.junit is not None:
+        _write(args.junit, render_junit(gate).decode())
+    if args.markdown is not None:
+        _write(args.markdown, render_markdown(gate, max_bytes=args.max_bytes, url=url))
+    if args.outputs is not None:
+        lines = f"status={gate.status}\ngate-id={gate.id}\nurl={url or ''}\n"
+        try:
+            with args.outputs.open("a", encoding="utf-8") as handle:
+                handle.write(lines)
+        except OSError as exc:
+            raise InputError(
+                f"--outputs {str(args.outputs)!r}: {exc}", field="outputs"
+            ) from None
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {str(path)!r}: {exc}", field=str(path)
+        ) from None
+
+
+def _check_remote(
+    server: str,
+    args: argparse.Namespace,
+    files: dict[str, Path],
+    form: dict[str, str],
+    policy: str | None,
+) -> dict[str, Any]:
+    client = Client(server, _token(args))
+    console = Console(stderr=True)
+    try:
+        result = client.submit(args.kind, files, form, policy)
+        with console.status("waiting for the verdict") as status:
+
+            def show(current: dict[str, Any]) -> None:
+                status.update(_progress_text(current))
+
+            return client.wait(result, timeout_s=args.wait_timeout, progress=show)
+    finally:
+        client.close()
+
+
+def _progress_text(result: dict[str, Any]) -> str:
+    progress = result.get("progress") or {}
+    text = f"gate {result['id']} {result['status']}"
+    if progress.get("stage"):
+        text += f": {progress['stage']} {100 * float(progress.get('fraction', 0)):.0f}%"
+    return text
+
+
+def report(args: argparse.Namespace) -> int:
+    """Print or save a stored gate's report from a server."""
+    config = load_repo_config(None)
+    server = args.server or config.settings.get("server")
+    if not server:
+        raise InputError(
+            "report needs --server (or server in distilgate.toml)", field="server"
+        )
+    client = Client(server, _token(args))
+    try:
+        path = {"md": "report.md", "junit": "junit.xml", "json": ""}[args.format]
+        url = f"/api/v1/gates/{args.gate_id}" + (f"/{path}" if path else "")
+        params = {"max_bytes": args.max_bytes} if args.format == "md" else None
+        text = client.fetch(url, params).text
+    finally:
+        client.close()
+    if args.output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+def db_upgrade(_args: argparse.Namespace) -> int:
+    from app.storage.db import Database
+
+    database = Database(get_settings())
+    database.migrate()
+    database.dispose()
+    print("database schema is up to date")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token:
+        return str(args.token)
+    configured = get_settings().token
+    return configured.get_secret_value() if configured else None
+
+
+def _request_parts(
+    args: argparse.Namespace, settings: dict[str, str]
+) -> tuple[dict[str, Path], dict[str, str]]:
+    if args.kind == "model":
+        files = {
+            "teacher": args.teacher,
+            "student": args.student,
+            "dataset": args.dataset,
+        }
+        form = {"label_column": args.label_column}
+    else:
+        files = {
+            field: path
+            for field, path in (
+                ("original", args.original),
+                ("subset", args.subset),
+                ("original_coverage", args.original_coverage),
+                ("subset_coverage", args.subset_coverage),
+            )
+            if path is not None
+        }
+        form = {
+            "scenario_columns": args.scenario_columns,
+            "label_column": args.label_column,
+        }
+    form |= {
+        "project": args.project or settings.get("project") or "default",
+        "branch": args.branch or settings.get("branch"),
+        "commit": args.commit,
+    }
+    for field, path in files.items():
+        if not path.is_file():
+            option = "--" + field.replace("_", "-")
+            raise InputError(
+                f"{option} {str(path)!r} is not a readable file",
+                field=field,
+                value=str(path),
+            )
+    return files, {key: value for key, value in form.items() if value is not None}

@@ -1,0 +1,244 @@
+"""Chunked nearest-neighbour searches on float32 feature rows.
+
+Distances are Euclidean. Candidates are ranked from float32 matrix products in
+blocks of at most 4 MB, so memory stays flat however many rows there are. The
+blocks run on one thread per available core, each with a single-threaded BLAS.
+The distance of each reported nearest point is then recomputed directly from
+the two rows, so two identical pairs of rows always get the same distance.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from app.evaluation.progress import SILENT, Progress
+
+WORKING_BYTES = 4 * 2**20
+MIN_CHUNK, MAX_CHUNK = 16, 4096
+# Points per tile. A tile of the point side stays in the processor cache while
+# a block of queries streams past it, which keeps the products near full speed.
+TILE_POINTS = 1024
+MAX_WORKERS = 8
+_DENSE_ROWS = 256
+
+Result = TypeVar("Result")
+
+
+def chunk_rows(columns: int) -> int:
+    """Return how many rows of a float32 block of ``columns`` fit the working memory."""
+    rows = WORKING_BYTES // (4 * max(columns, 1))
+    return int(min(max(rows, MIN_CHUNK), MAX_CHUNK))
+
+
+def block_rows(count: int, columns: int) -> int:
+    """Return the rows per block: as many as fit, but at least one block per core."""
+    per_core = -(-count // workers())
+    return min(chunk_rows(columns), max(per_core, MIN_CHUNK))
+
+
+def workers() -> int:
+    """Return the number of cores this process may run on, at most 8."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
+def parallel_map(
+    function: Callable[[int], Result], items: Iterable[int]
+) -> Iterator[Result]:
+    """Apply ``function`` to ``items`` on one thread per core, results in order.
+
+    numpy releases the interpreter lock in matrix products and array loops, so
+    the threads run in parallel. BLAS is held to one thread meanwhile, so the
+    cores are not oversubscribed.
+    """
+    listed = list(items)
+    count = workers()
+    if count == 1 or len(listed) < 2:
+        yield from map(function, listed)
+        return
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(count) as pool:
+        yield from pool.map(function, listed)
+
+
+def row_distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Return the Euclidean distance between each row of ``first`` and ``second``."""
+    difference = first - second
+    squared = np.einsum("ij,ij->i", difference, difference)
+    return np.asarray(np.sqrt(squared), dtype=np.float32)
+
+
+def squared_norms(points: np.ndarray) -> np.ndarray:
+    return np.asarray(np.einsum("ij,ij->i", points, points))
+
+
+def augmented_tile(points: np.ndarray, norms: np.ndarray, first: int) -> np.ndarray:
+    """Return ``[-2p, |p|^2]`` for the tile of points starting at ``first``.
+
+    Its product with ``[q, 1]`` is ``|p|^2 - 2 q.p``, which ranks points by
+    distance to q as ``|q - p|^2`` does without the constant ``|q|^2``.
+    """
+    tile = points[first : first + TILE_POINTS]
+    augmented = np.empty((len(tile), tile.shape[1] + 1), dtype=np.float32)
+    np.multiply(tile, -2.0, out=augmented[:, :-1])
+    augmented[:, -1] = norms[first : first + len(tile)]
+    return augmented
+
+
+def with_ones(queries: np.ndarray) -> np.ndarray:
+    block = np.ones((len(queries), queries.shape[1] + 1), dtype=np.float32)
+    block[:, :-1] = queries
+    return block
+
+
+def nearest(
+    queries: np.ndarray, points: np.ndarray, *, progress: Progress = SILENT
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find the nearest point of every query row.
+
+    Returns the float32 distances and the int64 point indices, both of length
+    ``len(queries)``. Ties go to the lowest point index. Costs one
+    ``len(queries) x len(points)`` matrix product in tiles.
+    """
+    count = len(queries)
+    norms = squared_norms(points)
+    step = block_rows(count, min(TILE_POINTS, len(points)))
+    distance = np.empty(count, dtype=np.float32)
+    index = np.empty(count, dtype=np.int64)
+
+    def search(start: int) -> None:
+        rows = queries[start : start + step]
+        block = with_ones(rows)
+        best = np.full(len(rows), np.inf, dtype=np.float32)
+        found = np.zeros(len(rows), dtype=np.int64)
+        # One buffer per block: a fresh array per tile would cost page faults.
+        buffer = np.empty((len(rows), min(TILE_POINTS, len(points))), np.float32)
+        for first in range(0, len(points), TILE_POINTS):
+            tile = augmented_tile(points, norms, first)
+            scores = buffer[:, : len(tile)]
+            np.matmul(block, tile.T, out=scores)
+            column = scores.argmin(axis=1)
+            value = scores[np.arange(len(rows)), column]
+            better = value < best
+            best[better] = value[better]
+            found[better] = column[better] + first
+        index[start : start + len(rows)] = found
+        distance[start : start + len(rows)] = row_distances(rows, points[found])
+
+    starts = range(0, count, step)
+    for done, _ in enumerate(parallel_map(search, starts)):
+        progress.part(done + 1, len(starts))
+    return distance, index
+
+
+def neighbours(
+    points: np.ndarray, rows: np.ndarray, k: int, *, progress: Progress = SILENT
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find the ``k`` nearest other points of the points at positions ``rows``.
+
+    Returns distances and indices of shape ``(len(rows), k)``, nearest first. A
+    point is never its own neighbour, but an identical copy of it can be. The
+    distance in the last column is recomputed directly from the two rows, the
+    others come from the float32 products.
+
+    Raises:
+        ValueError: ``k`` is not between 1 and ``len(points) - 1``.
+    """
+    if not 1 <= k < len(points):
+        raise ValueError(f"k must be between 1 and {len(points) - 1}, got {k}")
+
+    norms = squared_norms(points)
+    step = block_rows(len(rows), min(TILE_POINTS, len(points)))
+    distances = np.empty((len(rows), k), dtype=np.float32)
+    indices = np.empty((len(rows), k), dtype=np.int64)
+
+    def search(start: int) -> None:
+        batch = rows[start : start + step]
+        top = _TopK(points[batch], batch, k, len(points))
+        for first in range(0, len(points), TILE_POINTS):
+            top.update(augmented_tile(points, norms, first), first)
+        found_distances, found = top.result()
+        distances[start : start + len(batch)] = found_distances
+        indices[start : start + len(batch)] = found
+
+    starts = range(0, len(rows), step)
+    for done, _ in enumerate(parallel_map(search, starts)):
+        progress.part(done + 1, len(starts))
+    distances[:, -1] = row_distances(points[rows], points[indices[:, -1]])
+    return distances, indices
+
+
+class _TopK:
+    """The k best scores of a block of queries, merged tile by tile."""
+
+    def __init__(
+        self, queries: np.ndarray, own: np.ndarray, k: int, points: int
+    ) -> None:
+        self.block = with_ones(queries)
+        self.squared = squared_norms(queries)
+        self.own = own
+        self.k = k
+        self.scores = np.full((len(queries), k), np.inf, dtype=np.float32)
+        self.index = np.full((len(queries), k), -1, dtype=np.int64)
+        width = min(TILE_POINTS, points)
+        self.buffer = np.empty((len(queries), width), dtype=np.float32)
+        self.passing = np.empty((len(queries), width), dtype=bool)
+
+    def update(self, tile: np.ndarray, first: int) -> None:
+        scores = self.buffer[:, : len(tile)]
+        np.matmul(self.block, tile.T, out=scores)
+        mine = np.flatnonzero((self.own >= first) & (self.own < first + len(tile)))
+        scores[mine, self.own[mine] - first] = np.inf
+        # Most entries of later tiles lose to the k-th best so far. Only those
+        # that beat it are merged, so the work stays near one pass.
+        threshold = self.scores.max(axis=1)
+        passing = self.passing[:, : len(tile)]
+        np.less(scores, threshold[:, None], out=passing)
+        if np.count_nonzero(passing) > self.k * len(scores):
+            self._merge_dense(scores, first)
+            return
+        # A flat search is several times faster than np.nonzero on 2-D input.
+        flat = np.flatnonzero(passing)
+        if len(flat):
+            rows, columns = np.divmod(flat, scores.shape[1])
+            self._merge_sparse(rows, columns + first, scores.ravel()[flat])
+
+    def _merge_dense(self, scores: np.ndarray, first: int) -> None:
+        # Row slices keep the int64 output of argpartition small.
+        for start in range(0, len(scores), _DENSE_ROWS):
+            rows = slice(start, start + _DENSE_ROWS)
+            block = scores[rows]
+            if block.shape[1] > self.k:
+                part = np.argpartition(block, self.k - 1, axis=1)[:, : self.k]
+            else:
+                part = np.broadcast_to(np.arange(block.shape[1]), block.shape)
+            values = np.take_along_axis(block, part, axis=1)
+            all_scores = np.hstack([self.scores[rows], values])
+            all_index = np.hstack([self.index[rows], part + first])
+            keep = np.argpartition(all_scores, self.k - 1, axis=1)[:, : self.k]
+            self.scores[rows] = np.take_along_axis(all_scores, keep, axis=1)
+            self.index[rows] = np.take_along_axis(all_index, keep, axis=1)
+
+    def _merge_sparse(
+        self, rows: np.ndarray, index: np.ndarray, scores: np.ndarray
+    ) -> None:
+        touched = np.unique(rows)
+        all_rows = np.concatenate([np.repeat(touched, self.k), rows])
+        all_scores = np.concatenate([self.scores[touched].ravel(), scores])
+        all_index = np.concatenate([self.index[touched].ravel(), index])
+        order = np.lexsort((all_scores, all_rows))
+        starts = np.searchsorted(all_rows[order], touched)
+        take = order[starts[:, None] + np.arange(self.k)]
+        self.scores[touched] = all_scores[take]
+        self.index[touched] = all_index[take]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.scores, axis=1, kind="stable")
+        scores = np.take_along_axis(self.scores, order, axis=1)
+        index = np.take_along_axis(self.index, order, axis=1)
+        squared = np.maximum(scores + self.squared[:, None], 0.0)
+        return np.sqrt(squared).astype(np.float32), index

@@ -1,0 +1,1 @@
+"""Renderings of a gate result: JUnit XML, Markdown and a status badge."""

@@ -1,0 +1,160 @@
+"""Measure the model gate's overhead and the stability of its verdicts.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.model_gate [--repeats 10]
+
+Overhead: the gate's wall time divided by the wall time of the same inference
+work done with bare onnxruntime sessions in this process (same session options;
+load both models, predict every row in batches, the same warm-up runs and the
+same number of timed runs at batch 1 and at the throughput batch). The gate's
+extra cost is process start-up (three children at once, then the timing child),
+imports, loading each model twice (once for predictions and memory, once for
+timing), and the bootstrap intervals. Both figures come from one run of this
+script, on one machine.
+
+Stability: the same pair gated ``--repeats`` times, on an idle machine and with
+a busy loop on another core (started here and stopped at the end). Verdicts
+must be identical and each reduction within 5% of its median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.evaluation.model_gate import evaluate_model
+from app.evaluation.model_probe import ProbeSettings
+from app.evaluation.model_runtime import create_session
+from app.policy import Policy
+from app.results import Evaluation
+from examples.artifacts import build_model_artifacts
+
+LARGE_HIDDEN = (4096, 4096, 1024)
+REDUCTIONS = ("size_reduction", "latency_reduction", "memory_reduction")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        paths = build_model_artifacts(root / "small", quick=True)
+        data = np.load(paths["digits_test_npz"])
+        X, y = data["X"], data["y"]
+        large = _large_teacher(root / "large_teacher.onnx")
+        pairs = {
+            "small (digits teacher 6.7M -> student 7k parameters)": (
+                paths["teacher"],
+                paths["student"],
+            ),
+            "large (teacher 21.3M parameters, untrained -> student)": (
+                large,
+                paths["student"],
+            ),
+        }
+        print("## Overhead: gate wall time / bare onnxruntime wall time")
+        for name, (teacher, student) in pairs.items():
+            _overhead(name, teacher, student, X, y)
+        print("\n## Stability over repeated gates (small pair)")
+        _stability("idle", paths["teacher"], paths["student"], X, y, args.repeats)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            _stability("loaded", paths["teacher"], paths["student"], X, y, args.repeats)
+        finally:
+            busy.kill()
+            busy.wait()
+
+
+def _large_teacher(path: Path) -> Path:
+    torch.manual_seed(0)
+    widths = [64, *LARGE_HIDDEN, 10]
+    layers: list[torch.nn.Module] = []
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1]).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (torch.zeros(1, 64),), str(path), input_names=["input"],
+            output_names=["logits"], dynamic_axes={"input": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+    return path
+
+
+def _overhead(name: str, teacher: Path, student: Path, X: Any, y: Any) -> None:
+    settings = ProbeSettings()
+    start = time.perf_counter()
+    result = evaluate_model(teacher, student, X, y, policy=Policy(), settings=settings)
+    gate_s = time.perf_counter() - start
+    bare_s = _bare(teacher, student, X, result, settings)
+    print(
+        f"{name}: gate {gate_s:.2f} s, bare {bare_s:.2f} s, ratio "
+        f"{gate_s / bare_s:.2f} (overhead {gate_s / bare_s - 1:+.0%}), "
+        f"status {result.status}, teacher parameters "
+        f"{result.metrics['teacher_parameters']:,}"
+    )
+
+
+def _bare(
+    teacher: Path, student: Path, X: Any, result: Evaluation, settings: ProbeSettings
+) -> float:
+    """Do the gate's inference work with plain sessions and return its wall time."""
+    features = X.astype(np.float32)
+    rounds = {
+        "latency": result.details["teacher"]["latency"]["rounds"],
+        "throughput": result.details["teacher"]["throughput"]["rounds"],
+    }
+    start = time.perf_counter()
+    sessions = [create_session(path) for path in (teacher, student)]
+    for session in sessions:
+        for begin in range(0, len(features), settings.batch_rows):
+            session.run(None, {"input": features[begin : begin + settings.batch_rows]})
+    for kind, rows in (("latency", 1), ("throughput", settings.throughput_rows)):
+        feed = {"input": features[:rows]}
+        for session in sessions:
+            for _ in range(settings.warmup_runs):
+                session.run(None, feed)
+        for _ in range(rounds[kind]):
+            for session in sessions:
+                for _ in range(settings.runs_per_round):
+                    session.run(None, feed)
+    return time.perf_counter() - start
+
+
+def _stability(
+    label: str, teacher: Path, student: Path, X: Any, y: Any, repeats: int
+) -> None:
+    verdicts: list[tuple[str, ...]] = []
+    values: dict[str, list[float]] = {name: [] for name in REDUCTIONS}
+    for _ in range(repeats):
+        result = evaluate_model(teacher, student, X, y, policy=Policy())
+        verdicts.append(tuple(f"{c.name}={c.status}" for c in result.checks))
+        for check in result.checks:
+            if check.name in values and check.value is not None:
+                values[check.name].append(check.value)
+    print(f"{label}: {repeats} gates, identical verdicts: {len(set(verdicts)) == 1}")
+    print(f"  verdict: {', '.join(verdicts[0])}")
+    for name, series in values.items():
+        array = np.array(series)
+        median = float(np.median(array))
+        spread = float(np.max(np.abs(array - median) / abs(median)))
+        print(
+            f"  {name}: median {median:.4f}, min {array.min():.4f}, max "
+            f"{array.max():.4f}, max deviation from median {spread:.2%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
