@@ -137,3 +137,75 @@ def test_public_read_lets_reads_through(tmp_path):
         live.stop()
     assert read.status_code == 200
     assert write.status_code == 401
+
+
+# Every route, the scope it needs, and a request that is valid once authorised.
+ROUTES = [
+    ("GET", "/api/v1/gates", "read"),
+    ("GET", "/api/v1/gates/{gate}", "read"),
+    ("GET", "/api/v1/gates/{gate}/junit.xml", "read"),
+    ("GET", "/api/v1/gates/{gate}/report.md", "read"),
+    ("GET", "/api/v1/projects/scoped/badge.svg", "read"),
+    ("GET", "/api/v1/projects/scoped/trend?metric=subset_coverage", "read"),
+    ("GET", "/api/v1/projects/scoped/policy", "read"),
+    ("POST", "/api/v1/gates/metrics", "submit"),
+    ("POST", "/api/v1/gates/data", "submit"),
+    ("POST", "/api/v1/gates/model", "submit"),
+    ("PUT", "/api/v1/projects/scoped/policy", "admin"),
+    ("POST", "/api/v1/gates/{gate}/waive", "admin"),
+    ("GET", "/api/v1/tokens", "admin"),
+    ("POST", "/api/v1/tokens", "admin"),
+    ("DELETE", "/api/v1/tokens/0123456789abcdef0123456789abcdef", "admin"),
+    ("GET", "/api/v1/webhooks", "admin"),
+    ("POST", "/api/v1/webhooks", "admin"),
+    ("GET", "/api/v1/webhooks/0123456789abcdef0123456789abcdef/deliveries", "admin"),
+]
+# Scopes do not include each other, except that admin includes every scope.
+SCOPES = ["read", "submit"]
+
+
+@pytest.fixture(scope="module")
+def scoped_gate(secured):
+    response = httpx.post(
+        f"{secured.url}/api/v1/gates/metrics",
+        json={**METRICS, "project": "scoped"},
+        headers=bearer(ADMIN),
+    )
+    return response.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def tokens_by_scope(secured):
+    return {scope: make_token(secured, [scope])["token"] for scope in SCOPES}
+
+
+def call(server, method, path, gate, headers):
+    return httpx.request(
+        method, f"{server.url}{path.format(gate=gate)}", headers=headers, timeout=60
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
+def test_route_without_token_is_401(secured, scoped_gate, method, path, scope):
+    response = call(secured, method, path, scoped_gate, {})
+    assert response.status_code == 401
+    assert response.json()["detail"][0]["loc"] == ["body", "Authorization"]
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
+def test_route_with_wrong_token_is_401(secured, scoped_gate, method, path, scope):
+    response = call(secured, method, path, scoped_gate, bearer("dg_not_a_token"))
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
+def test_route_enforces_its_scope(
+    secured, scoped_gate, tokens_by_scope, method, path, scope
+):
+    for held, token in tokens_by_scope.items():
+        response = call(secured, method, path, scoped_gate, bearer(token))
+        if held == scope:
+            assert response.status_code not in (401, 403), (held, response.text)
+        else:
+            assert response.status_code == 403, (held, response.text)
+            assert f"lacks the {scope!r} scope" in response.json()["detail"][0]["msg"]
