@@ -261,9 +261,23 @@ def _policy_error(exc: ValidationError, field: str) -> InputError:
         message = f"unknown policy key {key!r}; known keys: {known}"
     else:
         message = f"invalid policy value for {key!r}: {first['msg']}"
-        if _looks_like_percent(first.get("input")):
+        if key in FRACTION_KEYS and _looks_like_percent(first.get("input")):
             message += " (thresholds are fractions: write 0.95, not 95)"
     return InputError(message, field=f"{field}.{key}", value=first.get("input"))
+
+
+FRACTION_KEYS = frozenset(
+    {
+        "min_coverage",
+        "max_accuracy_loss",
+        "min_reduction",
+        "max_class_drop",
+        "coverage_margin",
+        "edge_case_share",
+        "edge_case_share.0",
+        "edge_case_share.1",
+    }
+)
 
 
 def _looks_like_percent(value: Any) -> bool:

@@ -20,8 +20,8 @@ from app.evaluation.progress import SILENT, Progress
 
 MIN_CLUSTERS, MAX_CLUSTERS = 2, 256
 # k-means is fitted on at most this many rows, sampled uniformly: at most 256
-# clusters, so at least about 20 rows per cluster.
-FIT_ROWS = 5_000
+# clusters, so about 40 rows or more per cluster.
+FIT_ROWS = 10_000
 CLUSTER_RULE = "k = clamp(round(sqrt(rows / 2)), 2, 256), at most distinct rows"
 MAX_LOST_CLUSTERS = 50
 EXAMPLES_PER_CLUSTER = 3
@@ -53,7 +53,7 @@ def partition(
     """Cluster ``points`` with k-means; k follows ``cluster_count``.
 
     ``KMeans`` (k-means++ initialisation, random_state=seed) is fitted on all
-    rows, or on a uniform sample of 5,000 when there are more. Every row is
+    rows, or on a uniform sample of 10,000 when there are more. Every row is
     then labelled with its nearest centre.
     """
     rows = len(points)

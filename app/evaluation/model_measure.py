@@ -279,7 +279,11 @@ def _outputs(plan: ModelPlan, report: dict[str, Any], spec: dict[str, Any]) -> O
 
 
 def _memory(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, int | None]:
-    base = baseline["memory"]["ready"]["peak_bytes"]
+    # The child's own peak once its imports are done is the baseline: it has
+    # the same imports as the imports-only child, without the noise of
+    # comparing two processes. The imports-only child is the fallback.
+    own = report["memory"]["ready"]["peak_bytes"]
+    base = own if own is not None else baseline["memory"]["ready"]["peak_bytes"]
     phases = ("ready", *PHASES)
     result: dict[str, int | None] = {}
     for phase in phases:

@@ -483,7 +483,7 @@ def test_evaluate_data_large_original_samples_rows() -> None:
         original, subset, policy=POLICY, scenario_columns=["group"]
     )
     feature = check(evaluation, "feature_coverage")
-    assert evaluation.details["clusters"]["algorithm"] == "KMeans on 5,000 rows"
+    assert evaluation.details["clusters"]["algorithm"] == "KMeans on 10,000 rows"
     assert evaluation.details["clusters"]["n_clusters"] == 77
     assert evaluation.details["feature_coverage"]["measured_rows"] == 5_000
     assert feature.interval is not None
