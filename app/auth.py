@@ -57,6 +57,7 @@ class Principal:
                 f"(it has {', '.join(sorted(self.scopes))}); ask an admin for a "
                 f"token with {scope!r}",
                 field="Authorization",
+                location="header",
             )
 
     def require_project(self, project: str) -> None:
@@ -116,6 +117,7 @@ def authenticate(
             "the bearer token is not valid or was revoked; send a current token "
             "in 'Authorization: Bearer <token>'",
             field="Authorization",
+            location="header",
         )
     projects = None if "*" in record.projects else frozenset(record.projects)
     return Principal(record.name, frozenset(record.scopes), projects)
@@ -126,11 +128,13 @@ def _bearer(header: str | None) -> str:
         raise AuthenticationError(
             "missing token; send 'Authorization: Bearer <token>'",
             field="Authorization",
+            location="header",
         )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError(
             "the Authorization header must be 'Bearer <token>'",
             field="Authorization",
+            location="header",
         )
     return token.strip()

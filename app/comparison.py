@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.schemas import as_utc
 from app.storage.models import GateRecord
 
 
@@ -34,7 +35,7 @@ def _baseline(metrics: dict[str, Any], baseline: GateRecord | None) -> dict[str,
     return {
         "id": baseline.id,
         "commit": baseline.commit,
-        "created_at": baseline.created_at.isoformat(),
+        "created_at": as_utc(baseline.created_at).isoformat(),
         "deltas": metric_deltas(metrics, baseline.metrics),
     }
 

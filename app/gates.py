@@ -321,6 +321,7 @@ class GateService:
                 f"(gate {earlier.id}); send a new key for new inputs",
                 field="Idempotency-Key",
                 value=key,
+                location="header",
             )
         logger.info("idempotent replay gate_id=%s project=%s", earlier.id, project)
         return Intake(record=earlier, runner=None, replayed=True)

@@ -61,12 +61,15 @@ class Evaluation:
         """The verdict of the non-advisory checks.
 
         ``failed`` when any of them failed, else ``inconclusive`` when any of
-        them is inconclusive, else ``passed``.
+        them is inconclusive or none of them could be measured (all skipped),
+        else ``passed``. A gate that checked nothing never passes.
         """
         gating = [c.status for c in self.checks if not c.advisory]
         if "failed" in gating:
             return "failed"
-        return "inconclusive" if "inconclusive" in gating else "passed"
+        if "inconclusive" in gating or all(s == "skipped" for s in gating):
+            return "inconclusive"
+        return "passed"
 
 
 def compare(

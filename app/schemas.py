@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.evaluation.metrics_gate import DataMetrics, ModelMetrics
 from app.storage.models import GateRecord
@@ -15,6 +15,14 @@ GateStatus = Literal[
     "queued", "running", "passed", "failed", "error", "inconclusive", "waived"
 ]
 TERMINAL_STATUSES = frozenset({"passed", "failed", "error", "inconclusive", "waived"})
+
+
+def as_utc(value: datetime) -> datetime:
+    """Mark a naive timestamp, as SQLite returns them, as the UTC it was stored in."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class Health(BaseModel):
@@ -156,7 +164,7 @@ class TrendPoint(BaseModel):
     """One result in a metric's time series."""
 
     id: str
-    created_at: datetime
+    created_at: UtcDateTime
     commit: str | None
     branch: str | None
     status: str
@@ -237,8 +245,8 @@ class TokenOut(BaseModel):
     prefix: str
     scopes: list[str]
     projects: list[str]
-    created_at: datetime
-    revoked_at: datetime | None = None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None = None
 
 
 class TokenCreated(TokenOut):
@@ -264,7 +272,7 @@ class WebhookOut(BaseModel):
     url: str
     projects: list[str]
     active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class DeliveryOut(BaseModel):
@@ -276,4 +284,4 @@ class DeliveryOut(BaseModel):
     status_code: int | None
     error: str | None
     delivered: bool
-    created_at: datetime
+    created_at: UtcDateTime

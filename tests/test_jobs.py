@@ -8,7 +8,7 @@ import pytest
 from app.config import Settings
 from app.errors import ServiceUnavailableError
 from app.jobs import INTERRUPTED, DeadlineSweeper, InProcessExecutor, run_job
-from app.results import Evaluation
+from app.results import Evaluation, compare
 from app.runtime import Runtime
 from app.storage.models import GateRecord
 
@@ -49,7 +49,16 @@ def status_of(runtime, gate_id):
 
 
 def passing():
-    return Evaluation(kind="data", checks=[], metrics={"n": 1})
+    check = compare(
+        "coverage_retention",
+        1.0,
+        0.95,
+        ">=",
+        unit="fraction",
+        describe="coverage retention 100.0%",
+        bound="95.0%",
+    )
+    return Evaluation(kind="data", checks=[check], metrics={"n": 1})
 
 
 def test_run_job_writes_outcome_once(runtime):

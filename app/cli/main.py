@@ -183,13 +183,12 @@ def _add_common_check_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default=None,
-        help="DistilGate URL; without it the gate runs in this process "
-        "and records to the local database",
-    )
+def _add_server_options(
+    parser: argparse.ArgumentParser,
+    server_help: str = "DistilGate URL; without it the gate runs in this process "
+    "and records to the local database",
+) -> None:
+    parser.add_argument("--server", default=None, help=server_help)
     parser.add_argument(
         "--token",
         default=None,
@@ -217,7 +216,9 @@ def _add_report(subcommands: Any) -> None:
     report.add_argument(
         "--output", type=Path, default=None, help="write to this file, not stdout"
     )
-    _add_server_options(report)
+    _add_server_options(
+        report, "DistilGate URL (default: server in distilgate.toml); required"
+    )
     report.set_defaults(handler=commands.report)
 
 

@@ -189,7 +189,7 @@ def call(server, method, path, gate, headers):
 def test_route_without_token_is_401(secured, scoped_gate, method, path, scope):
     response = call(secured, method, path, scoped_gate, {})
     assert response.status_code == 401
-    assert response.json()["detail"][0]["loc"] == ["body", "Authorization"]
+    assert response.json()["detail"][0]["loc"] == ["header", "Authorization"]
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), ROUTES)

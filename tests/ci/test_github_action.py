@@ -82,7 +82,7 @@ def test_action_defaults_use_repository_context(server, artifacts, tmp_path):
 
 def test_action_declares_outputs_from_gate_step():
     outputs = action()["outputs"]
-    assert set(outputs) == {"status", "gate-id", "url"}
+    assert set(outputs) == {"status", "gate-id", "url", "junit-file"}
     assert outputs["gate-id"]["value"] == "${{ steps.gate.outputs.gate-id }}"
 
 

@@ -395,7 +395,7 @@ def test_evaluate_data_all_missing_rows_skip_everything() -> None:
         "feature coverage not measured: every row of the original is invalid (see "
         "details.cleaning), so no row is left to compare"
     )
-    assert evaluation.status == "passed"
+    assert evaluation.status == "inconclusive"
     assert_json_safe(evaluation)
 
 
@@ -421,7 +421,7 @@ def test_evaluate_data_all_missing_columns_skip_features() -> None:
     assert check(evaluation, "scenario_coverage").message.startswith(
         "scenario coverage not measured: no scenario columns"
     )
-    assert evaluation.status == "passed"
+    assert evaluation.status == "inconclusive"
 
 
 def test_evaluate_data_all_missing_column_excluded() -> None:

@@ -70,7 +70,9 @@ def call(Map args) {
     }
     junit allowEmptyResults: true, testResults: "${reports}/${name}.xml"
     archiveArtifacts allowEmptyArchive: true, artifacts: "${reports}/${name}.md"
-    String status = readJSON(file: "${reports}/${name}.json")?.status ?: 'error'
+    String result = "${reports}/${name}.json"
+    // Without an answer (curl could not connect) there is no body to read.
+    String status = fileExists(result) ? (readJSON(file: result)?.status ?: 'error') : 'error'
     if (code != 0) {
         error("DistilGate ${kind} gate ${status} (curl exit ${code}); see the report above")
     }
