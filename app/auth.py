@@ -43,7 +43,7 @@ class PermissionDeniedError(DistilGateError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name, scopes and projects (None: all)."""
+    """The caller: a token's name, scopes and projects (None: all)."""
 
     name: str
     scopes: frozenset[str]

@@ -56,7 +56,7 @@ def prepare(
 ) -> Runner:
     """Validate a gate's inputs and return the function that evaluates it.
 
-    ``request`` holds the non-file inputs: ``source`` (``upload``,
+    ``request`` contains the non-file inputs: ``source`` (``upload``,
     ``predictions`` or ``metrics``), and ``label_column``, ``scenario_columns``
     or ``measured``. TorchScript models run only with ``allow_torchscript``.
 
@@ -127,7 +127,7 @@ def _prepare_predictions(
         for role, ref in artifacts.items()
     }
     # Comparing predictions is cheap, so it runs now and bad input becomes a
-    # 4xx answer instead of an error result.
+    # 4xx response instead of an error result.
     evaluation = evaluate_predictions(
         arrays["teacher_predictions"],
         arrays["student_predictions"],

@@ -1,8 +1,8 @@
-"""Gate service: takes gate requests in, and records their outcomes.
+"""Gate service: validates and stores gate requests, and records their outcomes.
 
-A request is validated and stored as a ``queued`` gate within the request; the
+A request is validated and stored as a ``queued`` gate within the request. The
 evaluation itself runs later in a job (``app.jobs``). Routes and the CLI call
-this module; it knows nothing of HTTP.
+this module, which does not import the web framework.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Upload:
 
 @dataclass(frozen=True)
 class GateMeta:
-    """Where a gate run comes from."""
+    """Project, branch and commit labels of a gate run."""
 
     project: str = "default"
     branch: str | None = None
@@ -128,7 +128,7 @@ def validate_filter(
     """Check a filter value given in the query string or the path.
 
     Raises:
-        InputError: the value holds control characters or is too long.
+        InputError: the value contains control characters or is too long.
     """
     return _label(value, field, location=location)
 

@@ -61,7 +61,7 @@ def check(args: argparse.Namespace) -> int:
 def write_files(
     result: dict[str, Any], args: argparse.Namespace, server: str | None
 ) -> None:
-    """Write the JUnit, Markdown and key=value outputs that ``args`` asks for."""
+    """Write the JUnit, Markdown and key=value files named in ``args``."""
     gate = GateResult.model_validate(result)
     url = f"{server.rstrip('/')}/api/v1/gates/{gate.id}" if server else None
     if args.junit is not None:
