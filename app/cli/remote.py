@@ -24,7 +24,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 class ServerError(DistilGateError):
-    """The server could not be reached or answered with an error."""
+    """The server could not be reached or responded with an error."""
 
     error_type = "server_error"
 
@@ -49,7 +49,7 @@ class Client:
         form: dict[str, str],
         policy_text: str | None,
     ) -> dict[str, Any]:
-        """Upload the files of a gate and return the result as it stands."""
+        """Upload the files of a gate and return the stored result so far."""
         data = dict(form)
         if policy_text is not None:
             data["policy"] = policy_text
@@ -90,7 +90,7 @@ class Client:
         return result
 
     def fetch(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        """GET ``path`` and raise ServerError unless the answer is a success."""
+        """GET ``path`` and raise ServerError unless the response is a success."""
         response = self._send("GET", path, params=params)
         if not response.is_success:
             raise _error(response)
@@ -127,7 +127,7 @@ def _result(response: httpx.Response) -> dict[str, Any]:
 
 def _error(response: httpx.Response) -> ServerError:
     return ServerError(
-        f"the server answered HTTP {response.status_code}: "
+        f"the server responded with HTTP {response.status_code}: "
         f"{_describe(_json(response), response)}"
     )
 
