@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         description="Bootstrap admin token; when set, every request needs a token.",
     )
     public_read: bool = Field(
-        False, description="With tokens on, let read endpoints answer without one."
+        False, description="With tokens on, serve read endpoints without a token."
     )
     token: SecretStr | None = Field(
         None, description="API token the CLI sends to a server (DISTILGATE_TOKEN)."

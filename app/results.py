@@ -95,7 +95,9 @@ def compare(
     else:
         holds = value <= threshold + TOLERANCE
     operator = comparator if holds else _NEGATED[comparator]
-    status: CheckStatus = "passed" if holds else ("warning" if advisory else "failed")
+    status: CheckStatus = "passed"
+    if not holds:
+        status = "warning" if advisory else "failed"
     return Check(
         name=name,
         value=value,

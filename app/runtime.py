@@ -1,7 +1,7 @@
 """The running service: storage, job executor, sweeper and webhooks, wired once.
 
 Routes and the CLI call the methods here; each one is a unit of work that
-commits on success. Nothing in this module knows about HTTP.
+commits on success. This module does not import the web framework.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How a gate result becomes an HTTP response: wait, 200, 202 or a verdict error."""
+"""Conversion of a gate result into an HTTP response: wait, 200, 202 or 412."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ async def gate_response(
     wait_s: float,
     fail_on_verdict: bool,
 ) -> JSONResponse:
-    """Answer with the verdict once ready, or 202 when it is not ready in time."""
+    """Return the verdict once ready, or a 202 response when it is not ready in time."""
     if result.status not in TERMINAL_STATUSES and wait_s > 0:
         result = await wait_for_verdict(runtime, result.id, principal, wait_s)
     body = result.model_dump(mode="json")

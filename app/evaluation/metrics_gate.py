@@ -27,7 +27,7 @@ _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class ModelMeasurement(BaseModel):
-    """What a CI job measured for one model. Left-out resources are not checked."""
+    """Numbers a CI job measured for one model. Left-out resources are not checked."""
 
     model_config = _STRICT
 
@@ -44,7 +44,7 @@ class ModelMeasurement(BaseModel):
 
 
 class DataMeasurement(BaseModel):
-    """What a CI job measured for one dataset."""
+    """Numbers a CI job measured for one dataset."""
 
     model_config = _STRICT
 

@@ -226,7 +226,7 @@ def param_ratio_check(
     """Warn when the teacher has more than ``max_param_ratio`` times the parameters.
 
     The check is advisory: a much smaller student can still pass the gate, but
-    it often cannot absorb what its teacher knows.
+    it often cannot learn all that its teacher learned.
     """
     bound = f"{policy.max_param_ratio:g}:1"
     if teacher is None or student is None or student == 0:

@@ -65,12 +65,12 @@ class Timing:
 
 @dataclass(frozen=True)
 class Measurement:
-    """What the child processes measured for both models.
+    """Measurements the child processes took of both models.
 
-    ``memory`` is, per model and phase, the peak resident memory minus that of
-    the imports-only baseline child, in bytes (``None`` where /proc is
-    unreadable). ``parameters`` contains counts that only the runtime reports
-    (TorchScript).
+    ``memory`` is, per model and phase, the peak resident memory minus the
+    model child's own peak once its imports were done, in bytes (``None`` where
+    /proc is unreadable). The imports-only child is the fallback baseline.
+    ``parameters`` contains counts that only the runtime reports (TorchScript).
     """
 
     outputs: dict[str, Outputs]
