@@ -12,12 +12,13 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from app.comparison import compare_with
+from app.config import Settings
 from app.errors import ConflictError, InputError
 from app.gate_inputs import (
     OPTIONAL_ROLES,
@@ -68,6 +69,15 @@ class Limits:
     job_timeout_s: float
     allow_torchscript: bool = False
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_upload_bytes=settings.max_upload_bytes,
+            model_timeout_s=settings.model_timeout_s,
+            job_timeout_s=settings.job_timeout_s,
+            allow_torchscript=settings.allow_torchscript,
+        )
+
 
 @dataclass(frozen=True)
 class Intake:
@@ -86,19 +96,30 @@ def validate_meta(
     Raises:
         InputError: a label is malformed; the message names it and the fix.
     """
-    project = project or "default"
+    return GateMeta(
+        project=validate_project(project or "default"),
+        branch=_label(branch, "branch"),
+        commit=_label(commit, "commit"),
+    )
+
+
+def validate_project(
+    project: str, field: str = "project", location: str = "body"
+) -> str:
+    """Check a project name against the rule every stored project follows.
+
+    Raises:
+        InputError: the name breaks the rule; the message states the rule.
+    """
     if not PROJECT_PATTERN.fullmatch(project) or not project.isascii():
         raise InputError(
             f"project {project!r} is not a valid project name; use 1-200 letters, "
             "digits, '.', '_' or '-', starting with a letter or digit",
-            field="project",
+            field=field,
             value=project,
+            location=location,
         )
-    return GateMeta(
-        project=project,
-        branch=_label(branch, "branch"),
-        commit=_label(commit, "commit"),
-    )
+    return project
 
 
 def _label(value: str | None, field: str, location: str = "body") -> str | None:
@@ -225,13 +246,29 @@ class GateService:
         runner = prepare(kind, request, {}, resolved.policy, model_timeout_s=0)
         return self._add(record, runner, idempotency_key)
 
-    def runner_for(self, record: GateRecord) -> Runner:
-        """Rebuild the evaluation of a stored gate from its stored inputs."""
+    def runner_for(
+        self,
+        record: GateRecord,
+        save_progress: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> Runner:
+        """Rebuild the evaluation of a stored gate from its stored inputs.
+
+        ``save_progress(gate_id, progress)`` stores a distillation's progress.
+        """
         refs = {
             role: ArtifactRef(self.store.path_for(info["sha256"]), info["filename"])
             for role, info in record.artifacts.items()
         }
         policy = Policy.model_validate(record.policy)
+        if (record.request or {}).get("source") == "distill":
+            # Imported here because app.distilling builds on this module.
+            from app.distilling import prepare_distill, progress_reporter
+
+            assert record.request is not None
+            report = progress_reporter(record.id, save_progress)
+            return prepare_distill(
+                record.request, refs["original"], policy, self.store, report
+            )
         return prepare(
             record.kind,
             record.request or {},
@@ -253,13 +290,27 @@ class GateService:
     ) -> tuple[list[GateRecord], str | None]:
         return self.repository.page(filters, limit=limit, cursor=cursor)
 
-    def claim(self, gate_id: str) -> bool:
-        return self.repository.claim(gate_id, _now())
+    def claim(self, gate_id: str, lease_s: float | None = None) -> int | None:
+        """Start a gate and return its attempt number; None when it is taken.
+
+        With ``lease_s`` the claim lapses after that many seconds unless renewed,
+        and another job may then claim the gate again.
+        """
+        now = _now()
+        until = None if lease_s is None else now + timedelta(seconds=lease_s)
+        return self.repository.claim(gate_id, now, until)
 
     def finish(
-        self, gate_id: str, outcome: Evaluation | None, error: str | None = None
+        self,
+        gate_id: str,
+        outcome: Evaluation | None,
+        error: str | None = None,
+        attempt: int | None = None,
     ) -> GateRecord | None:
-        """Write a running gate's outcome and comparison; None if it already ended."""
+        """Write a running gate's outcome and comparison; None if it already ended.
+
+        With ``attempt``, only that claim of the gate may write the outcome.
+        """
         record = self.repository.find(gate_id)
         if record is None or record.status != "running":
             return None
@@ -271,7 +322,7 @@ class GateService:
             self.repository.last_before(record, status="passed", same_commit=False),
             self._previous_run(record),
         )
-        if not self.repository.finish(gate_id, values):
+        if not self.repository.finish(gate_id, values, attempt):
             return None
         self.repository.session.refresh(record)
         logger.info(

@@ -15,12 +15,18 @@ from typing import Any
 
 from app.auth import ANONYMOUS_ADMIN, PUBLIC_READER, Principal, authenticate
 from app.config import Settings
-from app.errors import NotFoundError
+from app.distilling import DistillService
+from app.errors import DistilGateError, NotFoundError
 from app.gates import GateMeta, GateService, Intake, Limits, Upload
-from app.jobs import DeadlineSweeper, InProcessExecutor, interrupt_pending
+from app.jobs import DeadlineSweeper, Executor, InProcessExecutor, interrupt_pending
+from app.netguard import Allowlist
+from app.observability import context as log_context
+from app.observability.metrics import MetricsExporter, count_uploads
+from app.ratelimit import RateLimits
 from app.schemas import TERMINAL_STATUSES, GateResult
 from app.storage.blobs import BlobStore
 from app.storage.db import Database
+from app.storage.gate_stats import GateCounts, read_gate_counts
 from app.storage.models import GateRecord
 from app.storage.projects import TokenRepository
 from app.storage.repository import GateFilter, GateRepository
@@ -45,26 +51,52 @@ class Runtime:
         self.settings = settings
         self.database = Database(settings)
         self.store = BlobStore(settings.data_dir)
-        self.limits = Limits(
-            max_upload_bytes=settings.max_upload_bytes,
-            model_timeout_s=settings.model_timeout_s,
-            job_timeout_s=settings.job_timeout_s,
-            allow_torchscript=settings.allow_torchscript,
+        self.limits = Limits.from_settings(settings)
+        self.webhooks = WebhookDispatcher(
+            self.database.session,
+            allowlist=Allowlist.parse(settings.webhook_allow_hosts),
         )
-        self.webhooks = WebhookDispatcher(self.database.session)
-        self.executor = InProcessExecutor(
+        self.rate_limits = RateLimits(
+            settings.rate_limit_per_minute, settings.auth_failures_per_minute
+        )
+        self.executor = self._create_executor()
+        self.sweeper = DeadlineSweeper(
             self.scope,
-            workers=settings.job_workers,
-            max_pending=settings.max_pending_jobs,
-            on_finished=self.webhooks.notify,
+            interval_s=settings.sweep_interval_s,
+            also=getattr(self.executor, "requeue_lapsed", None),
         )
-        self.sweeper = DeadlineSweeper(self.scope, interval_s=settings.sweep_interval_s)
+        self.metrics = MetricsExporter(
+            self._read_gate_counts, ttl_s=settings.metrics_cache_s
+        )
 
     def start(self) -> None:
-        """Migrate the schema, end gates a stopped server left, start sweeping."""
-        self.database.migrate()
-        interrupt_pending(self.scope)
+        """Migrate (or check) the schema, end gates a stopped server left, sweep.
+
+        Raises:
+            SchemaNotCurrentError: ``migrate_on_start`` is off and the schema is
+                not at the newest migration.
+        """
+        if self.settings.migrate_on_start:
+            self.database.migrate()
+        else:
+            self.database.check_schema()
+        # Workers keep running the gates they hold while the API restarts, and
+        # the sweeper queues again those whose worker died.
+        if self.settings.executor == "inprocess":
+            interrupt_pending(self.scope)
         self.sweeper.start()
+
+    def _create_executor(self) -> Executor:
+        if self.settings.executor == "celery":
+            from app.executors.celery_executor import CeleryExecutor
+
+            return CeleryExecutor(self.scope, self.settings)
+        return InProcessExecutor(
+            self.scope,
+            workers=self.settings.job_workers,
+            max_pending=self.settings.max_pending_jobs,
+            on_finished=self.webhooks.notify,
+        )
 
     def stop(self) -> None:
         self.sweeper.stop()
@@ -121,6 +153,34 @@ class Runtime:
         self._queue(intake)
         return result
 
+    def submit_distill(
+        self,
+        original: Upload,
+        meta: GateMeta,
+        request: dict[str, Any],
+        policy_raw: str | None,
+        idempotency_key: str | None = None,
+    ) -> GateResult:
+        """Store a distillation of an uploaded original and queue its job."""
+        with self.database.session() as session:
+            service = DistillService(GateRepository(session), self.store, self.limits)
+            intake = service.intake_distill(
+                original,
+                meta,
+                request,
+                policy_raw,
+                save_progress=self.save_progress,
+                idempotency_key=idempotency_key,
+            )
+            result = GateResult.from_record(intake.record)
+        self._queue(intake)
+        return result
+
+    def save_progress(self, gate_id: str, progress: dict[str, Any]) -> None:
+        """Store a running gate's stage and fraction done."""
+        with self.scope() as service:
+            service.repository.set_progress(gate_id, progress)
+
     def submit_metrics(
         self,
         kind: str,
@@ -138,17 +198,34 @@ class Runtime:
         self._queue(intake)
         return result
 
+    def _read_gate_counts(self) -> GateCounts:
+        with self.database.session() as session:
+            return read_gate_counts(session)
+
     def _queue(self, intake: Intake) -> None:
+        record = intake.record
+        log_context.bind(gate_id=record.id, project=record.project)
+        count_uploads(record.kind, record.artifacts)
         if intake.replayed:
             return
         try:
-            self.executor.submit(intake.record.id, intake.runner)
-        except Exception:
-            with self.scope() as service:
-                service.repository.end_one(
-                    intake.record.id, reason="not queued: the job queue was full"
-                )
+            self.executor.submit(record.id, intake.runner)
+        except Exception as exc:
+            self._forget_unqueued(record, exc)
             raise
+
+    def _forget_unqueued(self, record: GateRecord, error: Exception) -> None:
+        """Delete a gate the executor rejected, so a retry may reuse its key."""
+        with self.scope() as service:
+            deleted = service.repository.delete_queued(record.id)
+        reason = error.message if isinstance(error, DistilGateError) else str(error)
+        logger.warning(
+            "gate not queued, record deleted=%s gate_id=%s project=%s error=%s",
+            deleted,
+            record.id,
+            record.project,
+            reason,
+        )
 
     def get(self, gate_id: str, principal: Principal) -> GateResult:
         """Return a gate the caller may read.

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from rich.console import Console
 
 from app.cli import local
 from app.cli.config_file import load_repo_config, merged_policy
+from app.cli.folders import zip_folders
 from app.cli.remote import Client
 from app.cli.render import print_result
 from app.config import get_settings
 from app.errors import InputError
+from app.observability.logs import configure_logging
 from app.reports.junit import render_junit
 from app.reports.markdown import render_markdown
 from app.schemas import GateResult
@@ -31,13 +34,26 @@ def serve(args: argparse.Namespace) -> int:
 
     from app.api.app import create_app
 
-    logging.basicConfig(
-        level=get_settings().log_level,
-        force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if not get_settings().migrate_on_start:
+        _check_schema()
+    configure_logging(get_settings())
     uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None)
     return 0
+
+
+def _check_schema() -> None:
+    """Raise before uvicorn starts when the schema is not current.
+
+    A failed application startup makes uvicorn exit with code 3, which means
+    inconclusive here, so the check runs first and fails with exit code 2.
+    """
+    from app.storage.db import Database
+
+    database = Database(get_settings())
+    try:
+        database.check_schema()
+    finally:
+        database.dispose()
 
 
 def check(args: argparse.Namespace) -> int:
@@ -98,14 +114,17 @@ def _check_remote(
 ) -> dict[str, Any]:
     client = Client(server, _token(args))
     console = Console(stderr=True)
+    started = time.monotonic()
     try:
-        result = client.submit(args.kind, files, form, policy)
+        result = client.submit(args.kind, files, form, policy, wait_s=args.wait_timeout)
         with console.status("waiting for the verdict") as status:
 
             def show(current: dict[str, Any]) -> None:
                 status.update(_progress_text(current))
 
-            return client.wait(result, timeout_s=args.wait_timeout, progress=show)
+            return client.wait(
+                result, timeout_s=args.wait_timeout, progress=show, started=started
+            )
     finally:
         client.close()
 
@@ -183,6 +202,7 @@ def _request_parts(
             "scenario_columns": args.scenario_columns,
             "label_column": args.label_column,
         }
+    files = zip_folders(files)
     form |= {
         "project": args.project or settings.get("project") or "default",
         "branch": args.branch or settings.get("branch"),

@@ -14,10 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from app import __version__
-from app.cli import commands
+from app.cli import commands, distill, worker
+from app.cli.options import add_result_options
 from app.config import get_settings
 from app.errors import DistilGateError
+from app.observability.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +30,14 @@ EXIT_ERROR = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ValidationError as exc:
+        for line in _setting_errors(exc):
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(get_settings(), level=logging.WARNING, timestamps=False)
     try:
         return int(args.handler(args))
     except DistilGateError as exc:
@@ -52,6 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _setting_errors(exc: ValidationError) -> list[str]:
+    """Name each invalid ``DISTILGATE_*`` variable with its value and the reason."""
+    lines = []
+    for error in exc.errors():
+        name = "DISTILGATE_" + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}={error.get('input')!r} is invalid: {error['msg']}")
+    return lines
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distilgate",
@@ -64,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True)
     _add_serve(subcommands)
     _add_check(subcommands)
+    distill.add_parser(subcommands)
     _add_report(subcommands)
     _add_db(subcommands)
+    worker.add_parser(subcommands)
     return parser
 
 
@@ -104,8 +122,18 @@ def _add_check(subcommands: Any) -> None:
         help="label column of a tabular dataset (default: label)",
     )
     data = kinds.add_parser("data", help="gate a distilled subset against its original")
-    data.add_argument("--original", type=Path, default=None, help="original dataset")
-    data.add_argument("--subset", type=Path, default=None, help="distilled subset")
+    data.add_argument(
+        "--original",
+        type=Path,
+        default=None,
+        help="original dataset: a table, a zip of images or a folder of images",
+    )
+    data.add_argument(
+        "--subset",
+        type=Path,
+        default=None,
+        help="distilled subset, in the same form as --original",
+    )
     data.add_argument(
         "--original-coverage",
         type=Path,
@@ -136,7 +164,9 @@ def _add_check(subcommands: Any) -> None:
 
 def _add_common_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", type=Path, default=None, help="JSON file of threshold overrides"
+        "--policy",
+        default=None,
+        help="JSON file of threshold overrides, or the JSON object itself",
     )
     parser.add_argument(
         "--config",
@@ -145,42 +175,7 @@ def _add_common_check_options(parser: argparse.ArgumentParser) -> None:
         help="settings file (default: ./distilgate.toml when it exists)",
     )
     _add_server_options(parser)
-    parser.add_argument(
-        "--project", default=None, help="project name (default: default)"
-    )
-    parser.add_argument("--branch", default=None, help="branch name")
-    parser.add_argument("--commit", default=None, help="commit id")
-    parser.add_argument(
-        "--wait-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds to wait for a server's verdict (default 3600)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the result as JSON, not a table"
-    )
-    parser.add_argument(
-        "--junit", type=Path, default=None, help="also write the result as JUnit XML"
-    )
-    parser.add_argument(
-        "--markdown",
-        type=Path,
-        default=None,
-        help="also write the Markdown report (cut to --max-bytes)",
-    )
-    parser.add_argument(
-        "--max-bytes",
-        type=int,
-        default=200_000,
-        help="largest Markdown report in bytes (default 200000)",
-    )
-    parser.add_argument(
-        "--outputs",
-        type=Path,
-        default=None,
-        help="append status, gate-id and url as key=value lines "
-        "(the format of $GITHUB_OUTPUT)",
-    )
+    add_result_options(parser)
 
 
 def _add_server_options(

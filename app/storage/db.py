@@ -10,17 +10,27 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.errors import InputError
+from app.errors import DistilGateError, InputError
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaNotCurrentError(DistilGateError):
+    """A database schema that is not at this version's newest migration."""
+
+    status_code = 503
+    error_type = "schema_not_current"
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -44,6 +54,9 @@ def create_db_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_recycle=settings.db_pool_recycle_s,
+        # A connection the server or a proxy closed is replaced, not handed out.
         pool_pre_ping=True,
     )
 
@@ -67,14 +80,82 @@ def _sqlite_engine(settings: Settings) -> Engine:
     return engine
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Apply every Alembic migration that the database has not seen yet."""
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest migration revision this version of DistilGate has."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the database's migration revision; None when it has no schema."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise unless the database schema is at this version's newest migration.
+
+    Raises:
+        SchemaNotCurrentError: the schema is missing, older or unknown. The
+            message names `distilgate db upgrade` when that fixes it.
+    """
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    where = _safe_url(engine)
+    if current is not None and not _is_known(current):
+        raise SchemaNotCurrentError(
+            f"database {where} is at schema revision {current!r}, which this "
+            f"version of DistilGate (newest revision {head}) does not know; a newer "
+            "DistilGate migrated it, so run that version",
+            field="database_url",
+            value=where,
+        )
+    if current is None:
+        state = f"database {where} has no DistilGate schema"
+    else:
+        state = f"database {where} is at schema revision {current}"
+    raise SchemaNotCurrentError(
+        f"{state}, but this version of DistilGate needs revision {head}; run "
+        "`distilgate db upgrade` with the same DISTILGATE_DATABASE_URL, or set "
+        "DISTILGATE_MIGRATE_ON_START=true",
+        field="database_url",
+        value=where,
+    )
+
+
+def _is_known(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return any(script.revision == revision for script in scripts.walk_revisions())
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Apply the migrations the database has not seen yet, up to ``revision``."""
+    config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    logger.info("database schema up to date url=%s", _safe_url(engine))
+        command.upgrade(config, revision)
+    logger.info(
+        "database schema upgraded url=%s revision=%s", _safe_url(engine), revision
+    )
+
+
+# Errors that mean the database is down, locked or out of connections. Such a
+# failure is worth a retry, so the service returns 503 for it, not 500.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
 
 
 def _safe_url(engine: Engine) -> str:
@@ -90,6 +171,9 @@ class Database:
 
     def migrate(self) -> None:
         upgrade_schema(self.engine)
+
+    def check_schema(self) -> None:
+        check_schema(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -18,9 +18,47 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+from app.errors import printable
+
+
+class StorableJson(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) whose text every database can store.
+
+    PostgreSQL rejects NUL characters in JSON text, and no database encodes a
+    lone surrogate. Values read from uploads can contain both, so they are
+    written as escaped text (``\\x00``, ``\\ud800``) instead of failing the write.
+    """
+
+    impl = JSON
+    cache_ok = True
+    # As JSON does: None is stored as JSON null, not SQL NULL.
+    should_evaluate_none = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return storable_json(value)
+
+
+def storable_json(value: Any) -> Any:
+    """Return ``value`` with NUL characters and lone surrogates escaped as text."""
+    if isinstance(value, str):
+        return printable(value).replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {storable_json(key): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
+    return value
+
+
+JsonType = StorableJson()
 
 
 class Base(DeclarativeBase):
@@ -66,12 +104,31 @@ class GateRecord(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Times a job claimed the gate, and until when the current claim holds. A
+    # worker renews the claim while it evaluates; a lapsed claim means it died.
+    # On a queued gate sent to workers, the time to send it again unless a
+    # worker claimed it by then.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_gates_project_seq", "project", "seq"),
         Index("ix_gates_project_branch_kind_seq", "project", "branch", "kind", "seq"),
         Index("ix_gates_project_commit_kind", "project", "commit", "kind"),
         Index("ix_gates_status_seq", "status", "seq"),
+        Index("ix_gates_project_branch_seq", "project", "branch", "seq"),
+        Index("ix_gates_project_kind_seq", "project", "kind", "seq"),
+        Index("ix_gates_project_status_seq", "project", "status", "seq"),
+        Index(
+            "ix_gates_project_branch_kind_status_seq",
+            "project",
+            "branch",
+            "kind",
+            "status",
+            "seq",
+        ),
+        Index("ix_gates_commit_seq", "commit", "seq"),
+        Index("ix_gates_created_at", "created_at"),
         UniqueConstraint("project", "idempotency_key", name="uq_gates_idempotency"),
     )
 
@@ -123,6 +180,12 @@ class Webhook(Base):
     # NOTE: the secret is stored as given, because signing needs it; protect the
     # database accordingly.
     secret: Mapped[str] = mapped_column(String(200))
+    # After a rotation, deliveries are also signed with the previous secret
+    # until it expires, so receivers can switch secrets without a gap.
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )
     projects: Mapped[list[str]] = mapped_column(JsonType)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -100,7 +100,10 @@ class GateRepository:
         query = _filtered(select(GateRecord), filters).where(
             GateRecord.status.not_in(PENDING_STATUSES)
         )
-        return self.session.scalars(query.order_by(GateRecord.seq.desc())).first()
+        # first() alone sends no LIMIT, so the ORM would load every matching
+        # row of the project before returning the newest.
+        newest = query.order_by(GateRecord.seq.desc()).limit(1)
+        return self.session.scalars(newest).first()
 
     def last_before(
         self, record: GateRecord, *, status: str | None = None, same_commit: bool
@@ -119,23 +122,129 @@ class GateRepository:
             query = query.where(_equal_or_null(GateRecord.branch, record.branch))
         if status is not None:
             query = query.where(GateRecord.status == status)
-        return self.session.scalars(query.order_by(GateRecord.seq.desc())).first()
+        newest = query.order_by(GateRecord.seq.desc()).limit(1)
+        return self.session.scalars(newest).first()
 
-    def claim(self, gate_id: str, now: datetime) -> bool:
-        """Move a queued gate to running; False when another job got it first."""
+    def claim(
+        self, gate_id: str, now: datetime, lease_until: datetime | None = None
+    ) -> int | None:
+        """Move a queued gate to running and return its attempt number.
+
+        A running gate whose lease expired before ``now`` is claimed again,
+        because the worker that held it stopped renewing it. Returns None when
+        another job holds the gate or it has ended.
+        """
+        lapsed = and_(GateRecord.status == "running", GateRecord.lease_expires_at < now)
         statement = (
             update(GateRecord)
-            .where(GateRecord.id == gate_id, GateRecord.status == "queued")
-            .values(status="running", started_at=now)
+            .where(
+                GateRecord.id == gate_id,
+                or_(GateRecord.status == "queued", lapsed),
+            )
+            .values(
+                status="running",
+                started_at=now,
+                attempts=GateRecord.attempts + 1,
+                lease_expires_at=lease_until,
+            )
+        )
+        if not _changed(self.session.execute(statement)):
+            return None
+        query = select(GateRecord.attempts).where(GateRecord.id == gate_id)
+        return int(self.session.scalars(query).one())
+
+    def renew_lease(self, gate_id: str, attempt: int, until: datetime) -> bool:
+        """Extend the lease of a running gate; False when the attempt lost it."""
+        statement = (
+            update(GateRecord)
+            .where(
+                GateRecord.id == gate_id,
+                GateRecord.status == "running",
+                GateRecord.attempts == attempt,
+            )
+            .values(lease_expires_at=until)
         )
         return _changed(self.session.execute(statement))
 
-    def finish(self, gate_id: str, values: dict[str, Any]) -> bool:
-        """Write a running gate's outcome once; False when it already ended."""
+    def finish(
+        self, gate_id: str, values: dict[str, Any], attempt: int | None = None
+    ) -> bool:
+        """Write a running gate's outcome once; False when it already ended.
+
+        With ``attempt``, only that claim of the gate may write it, so a worker
+        that lost its lease cannot overwrite the attempt that replaced it.
+        """
+        statement = update(GateRecord).where(
+            GateRecord.id == gate_id, GateRecord.status == "running"
+        )
+        if attempt is not None:
+            statement = statement.where(GateRecord.attempts == attempt)
+        statement = statement.values(lease_expires_at=None, **values)
+        return _changed(self.session.execute(statement))
+
+    def count_pending(self) -> int:
+        """Count the gates that are queued or running."""
+        query = select(func.count()).where(GateRecord.status.in_(PENDING_STATUSES))
+        return int(self.session.scalar(query) or 0)
+
+    def lapsed_leases(self, now: datetime) -> list[tuple[str, int]]:
+        """Return the id and attempt of every running gate whose lease expired."""
+        query = select(GateRecord.id, GateRecord.attempts).where(
+            GateRecord.status == "running", GateRecord.lease_expires_at < now
+        )
+        rows = self.session.execute(query)
+        return [(gate_id, int(attempt)) for gate_id, attempt in rows]
+
+    def requeue(self, gate_id: str, attempt: int, now: datetime) -> bool:
+        """Put a running gate whose lease lapsed back in the queue.
+
+        False when the attempt renewed its lease or the gate ended meanwhile.
+        """
         statement = (
             update(GateRecord)
-            .where(GateRecord.id == gate_id, GateRecord.status == "running")
-            .values(**values)
+            .where(
+                GateRecord.id == gate_id,
+                GateRecord.status == "running",
+                GateRecord.attempts == attempt,
+                GateRecord.lease_expires_at < now,
+            )
+            .values(status="queued", lease_expires_at=None, progress=None)
+        )
+        return _changed(self.session.execute(statement))
+
+    def mark_sent(self, gate_id: str, resend_at: datetime) -> None:
+        """Record that a queued gate was sent to the broker, due again at ``resend_at``.
+
+        A queued gate's ``lease_expires_at`` is the time to send it again when
+        no worker has claimed it by then.
+        """
+        statement = (
+            update(GateRecord)
+            .where(GateRecord.id == gate_id, GateRecord.status == "queued")
+            .values(lease_expires_at=resend_at)
+        )
+        self.session.execute(statement)
+
+    def unclaimed_sends(self, now: datetime) -> list[str]:
+        """Return the ids of queued gates whose send lapsed before ``now``."""
+        query = select(GateRecord.id).where(
+            GateRecord.status == "queued", GateRecord.lease_expires_at < now
+        )
+        return list(self.session.scalars(query))
+
+    def take_resend(self, gate_id: str, now: datetime, resend_at: datetime) -> bool:
+        """Move a lapsed send of a queued gate to ``resend_at``; False if taken.
+
+        The update is conditional, so of several API processes one resends it.
+        """
+        statement = (
+            update(GateRecord)
+            .where(
+                GateRecord.id == gate_id,
+                GateRecord.status == "queued",
+                GateRecord.lease_expires_at < now,
+            )
+            .values(lease_expires_at=resend_at)
         )
         return _changed(self.session.execute(statement))
 
@@ -169,6 +278,16 @@ class GateRepository:
             .values(status="error", error=reason, progress=None)
         )
         self.session.execute(statement)
+
+    def delete_queued(self, gate_id: str) -> bool:
+        """Delete a gate that is still queued, which frees its idempotency key.
+
+        Returns False when a job claimed the gate or it ended meanwhile.
+        """
+        statement = delete(GateRecord).where(
+            GateRecord.id == gate_id, GateRecord.status == "queued"
+        )
+        return _changed(self.session.execute(statement))
 
     def expired_waivers(self, now: datetime) -> list[GateRecord]:
         query = select(GateRecord).where(

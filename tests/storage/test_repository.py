@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.errors import InputError
-from app.storage.db import Database
+from app.storage.db import Database, head_revision
 from app.storage.models import GateRecord
 from app.storage.repository import GateFilter, GateRepository
 
@@ -144,4 +144,4 @@ def test_migrations_are_idempotent(database):
     database.migrate()
     with database.session() as session:
         version = session.execute(text("SELECT version_num FROM alembic_version"))
-        assert version.scalar_one() == "0002"
+        assert version.scalar_one() == head_revision()

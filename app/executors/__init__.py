@@ -1,0 +1,1 @@
+"""Job executors that run gates outside the API process, and their helpers."""

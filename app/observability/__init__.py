@@ -1,0 +1,1 @@
+"""Metrics and structured logs of the service, the CLI and the workers."""
