@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.auth import Principal, new_token
 from app.errors import ConflictError, InputError, NotFoundError
+from app.gates import validate_project
 from app.policy import Policy
 from app.projects import resolve_policy, store_policy
 from app.runtime import Runtime
@@ -22,9 +23,11 @@ from app.schemas import (
     WaiverIn,
     WebhookIn,
     WebhookOut,
+    WebhookSecretIn,
 )
+from app.storage.models import Webhook
 from app.storage.projects import ProjectRepository, TokenRepository, WebhookRepository
-from app.webhooks import new_webhook
+from app.webhooks import check_url, new_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -146,14 +149,23 @@ def _token_fields(record: Any) -> dict[str, Any]:
     }
 
 
-def create_webhook(runtime: Runtime, body: WebhookIn) -> WebhookOut:
-    """Register a webhook for ``http`` or ``https`` URLs only."""
-    if not body.url.startswith(("http://", "https://")):
-        raise InputError(
-            f"url {body.url!r} must start with http:// or https://",
-            field="url",
-            value=body.url,
-        )
+def create_webhook(
+    runtime: Runtime, body: WebhookIn, principal: Principal
+) -> WebhookOut:
+    """Register a webhook for a public ``http`` or ``https`` URL.
+
+    Raises:
+        PermissionDeniedError: the caller may not use one of the projects.
+        InputError: a project name is invalid, or the URL is not http(s) or its
+            host is internal and not in ``webhook_allow_hosts``.
+    """
+    for index, project in enumerate(body.projects):
+        if project == "*":
+            principal.require_all_projects("a webhook for all projects")
+        else:
+            validate_project(project, field=f"projects.{index}")
+            principal.require_project(project)
+    check_url(body.url, runtime.webhooks.allowlist)
     with runtime.session() as session:
         hook = WebhookRepository(session).add(
             new_webhook(body.url, body.secret, body.projects)
@@ -161,18 +173,58 @@ def create_webhook(runtime: Runtime, body: WebhookIn) -> WebhookOut:
         return _webhook_out(hook)
 
 
-def list_webhooks(runtime: Runtime) -> list[WebhookOut]:
+def rotate_webhook_secret(
+    runtime: Runtime, webhook_id: str, body: WebhookSecretIn, principal: Principal
+) -> WebhookOut:
+    """Replace a webhook's secret; the old one also signs until it expires."""
+    now = datetime.now(UTC)
     with runtime.session() as session:
-        return [_webhook_out(hook) for hook in WebhookRepository(session).all()]
+        hook = _visible_webhook(WebhookRepository(session), webhook_id, principal)
+        hook.previous_secret = hook.secret
+        hook.previous_secret_expires_at = now + timedelta(seconds=body.previous_valid_s)
+        hook.secret = body.secret
+        logger.info(
+            "webhook secret rotated webhook_id=%s previous_valid_s=%d",
+            webhook_id,
+            body.previous_valid_s,
+        )
+        return _webhook_out(hook)
+
+
+def delete_webhook(runtime: Runtime, webhook_id: str, principal: Principal) -> None:
+    """Delete a webhook the caller may manage, with its delivery history.
+
+    Raises:
+        NotFoundError: no such webhook, or one with a project the caller may
+            not use.
+    """
+    with runtime.session() as session:
+        repository = WebhookRepository(session)
+        hook = _visible_webhook(repository, webhook_id, principal)
+        # NOTE: a delivery already being sent still tries to store its
+        # attempt, which fails because the webhook row is gone.
+        deliveries = repository.delete(hook)
+    logger.info(
+        "webhook deleted webhook_id=%s deliveries_deleted=%d", webhook_id, deliveries
+    )
+
+
+def list_webhooks(runtime: Runtime, principal: Principal) -> list[WebhookOut]:
+    """List the webhooks whose projects the caller may all use."""
+    with runtime.session() as session:
+        return [
+            _webhook_out(hook)
+            for hook in WebhookRepository(session).all()
+            if principal.may_see_all(hook.projects)
+        ]
 
 
 def webhook_deliveries(
-    runtime: Runtime, webhook_id: str, *, limit: int
+    runtime: Runtime, webhook_id: str, principal: Principal, *, limit: int
 ) -> list[DeliveryOut]:
     with runtime.session() as session:
         repository = WebhookRepository(session)
-        if repository.find(webhook_id) is None:
-            raise NotFoundError(f"webhook {webhook_id!r} not found", field="webhook_id")
+        _visible_webhook(repository, webhook_id, principal)
         return [
             DeliveryOut(
                 id=d.id,
@@ -187,6 +239,18 @@ def webhook_deliveries(
         ]
 
 
+def _visible_webhook(
+    repository: WebhookRepository, webhook_id: str, principal: Principal
+) -> Webhook:
+    """Return a webhook the caller may manage; others are reported as missing."""
+    hook = repository.find(webhook_id)
+    if hook is None or not principal.may_see_all(hook.projects):
+        raise NotFoundError(
+            f"webhook {webhook_id!r} not found", field="webhook_id", location="path"
+        )
+    return hook
+
+
 def _webhook_out(hook: Any) -> WebhookOut:
     return WebhookOut(
         id=hook.id,
@@ -194,4 +258,5 @@ def _webhook_out(hook: Any) -> WebhookOut:
         projects=hook.projects,
         active=hook.active,
         created_at=hook.created_at,
+        previous_secret_expires_at=hook.previous_secret_expires_at,
     )

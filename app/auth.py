@@ -3,7 +3,8 @@
 A token is ``dg_`` followed by 43 random URL-safe characters. Only its sha256
 is stored, with a visible prefix to tell tokens apart in listings. The
 bootstrap admin token comes from the environment and is compared in constant
-time. Tokens are never logged.
+time. Tokens are never logged, and a token sent in the query string is rejected
+(``reject_query_tokens``) and masked in access logs (``QueryTokenFilter``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 TOKEN_PREFIX = "dg_"
 VISIBLE_CHARS = 10
 SCOPES = ("submit", "read", "admin")
+QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key"})
+_QUERY_TOKEN = re.compile(r"(?i)\b(token|access_token|api_key)=[^&\s\"]*")
 
 
 class AuthenticationError(DistilGateError):
@@ -32,6 +37,13 @@ class AuthenticationError(DistilGateError):
 
     status_code = 401
     error_type = "unauthorized"
+
+
+class TokenInQueryError(DistilGateError):
+    """A token was sent as a query parameter, where logs and proxies keep it."""
+
+    status_code = 400
+    error_type = "token_in_query"
 
 
 class PermissionDeniedError(DistilGateError):
@@ -43,11 +55,15 @@ class PermissionDeniedError(DistilGateError):
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: a token's name, scopes and projects (None: all)."""
+    """The caller: a token's name, scopes, projects (None: all) and token id.
+
+    ``token_id`` is None for the bootstrap admin token and while tokens are off.
+    """
 
     name: str
     scopes: frozenset[str]
     projects: frozenset[str] | None
+    token_id: str | None = None
 
     def require(self, scope: str) -> None:
         """Raise PermissionDeniedError unless this caller has ``scope``."""
@@ -59,6 +75,23 @@ class Principal:
                 field="Authorization",
                 location="header",
             )
+
+    def require_all_projects(self, action: str) -> None:
+        """Raise PermissionDeniedError unless this caller may use every project."""
+        if self.projects is not None:
+            raise PermissionDeniedError(
+                f"token {self.name!r} is limited to projects "
+                f"{', '.join(sorted(self.projects))}, but {action} needs a token "
+                "for all projects ('*'); ask an admin for one",
+                field="Authorization",
+                location="header",
+            )
+
+    def may_see_all(self, projects: list[str]) -> bool:
+        """Return whether this caller may use every project in ``projects``."""
+        if self.projects is None:
+            return True
+        return "*" not in projects and set(projects) <= self.projects
 
     def require_project(self, project: str) -> None:
         """Raise PermissionDeniedError unless this caller may use ``project``."""
@@ -120,7 +153,40 @@ def authenticate(
             location="header",
         )
     projects = None if "*" in record.projects else frozenset(record.projects)
-    return Principal(record.name, frozenset(record.scopes), projects)
+    return Principal(record.name, frozenset(record.scopes), projects, record.id)
+
+
+def reject_query_tokens(names: Iterable[str]) -> None:
+    """Raise TokenInQueryError when a query parameter looks like a token.
+
+    The value is left out of the error, so it is neither logged nor echoed.
+    """
+    for name in names:
+        if name.lower() in QUERY_TOKEN_NAMES:
+            raise TokenInQueryError(
+                f"query parameter {name!r} is not accepted, because URLs are "
+                "kept in logs and proxies; send the token in the 'Authorization: "
+                "Bearer <token>' header instead, and revoke this one",
+                field=name,
+                location="query",
+            )
+
+
+class QueryTokenFilter(logging.Filter):
+    """Masks ``token=``, ``access_token=`` and ``api_key=`` values in log records.
+
+    Attached to uvicorn's access logger, whose lines contain the query string.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _QUERY_TOKEN.sub(r"\1=***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _QUERY_TOKEN.sub(r"\1=***", record.msg)
+        return True
 
 
 def _bearer(header: str | None) -> str:

@@ -8,7 +8,12 @@ message and exits with code 2.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
+
+# C0 and C1 control characters and DEL: a raw NUL, newline or escape sequence
+# from a request would otherwise reach the log as it is.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class DistilGateError(Exception):
@@ -67,6 +72,13 @@ class UnsupportedFormatError(InputError):
     error_type = "unsupported_format"
 
 
+class InsufficientStorageError(DistilGateError):
+    """An upload the server had no disk space to store. Nothing of it is kept."""
+
+    status_code = 507
+    error_type = "insufficient_storage"
+
+
 class ConflictError(DistilGateError):
     """A request conflicts with stored state, such as a reused idempotency key."""
 
@@ -105,6 +117,18 @@ class EvaluationError(DistilGateError):
 def printable(text: str) -> str:
     """Return ``text`` with lone surrogates escaped, so it encodes as UTF-8."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def loggable(text: str) -> str:
+    """Return ``text`` with control characters and lone surrogates escaped.
+
+    Use it on every request value that goes into a log line.
+    """
+    return _CONTROL_CHARS.sub(_escape_control, printable(text))
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def json_safe(value: Any) -> Any:

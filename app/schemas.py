@@ -25,6 +25,24 @@ def as_utc(value: datetime) -> datetime:
 UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
+def storable(value: str) -> str:
+    """Reject text the database cannot store: NUL characters and lone surrogates.
+
+    PostgreSQL rejects NUL in text and JSON values, and a lone surrogate has no
+    UTF-8 encoding, so either would fail the insert after validation passed.
+    """
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain lone surrogates") from None
+    return value
+
+
+StoredText = Annotated[str, AfterValidator(storable)]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
@@ -223,7 +241,7 @@ class WaiverIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: StoredText = Field(min_length=3, max_length=2000)
     expires_at: datetime
 
 
@@ -232,9 +250,9 @@ class TokenIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: StoredText = Field(min_length=1, max_length=200)
     scopes: list[Literal["submit", "read", "admin"]] = Field(min_length=1)
-    projects: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    projects: list[StoredText] = Field(default_factory=lambda: ["*"], min_length=1)
 
 
 class TokenOut(BaseModel):
@@ -260,19 +278,34 @@ class WebhookIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=8, max_length=2000)
+    url: StoredText = Field(min_length=8, max_length=2000)
+    secret: StoredText = Field(min_length=16, max_length=200)
+    projects: list[StoredText] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class WebhookSecretIn(BaseModel):
+    """A webhook's new secret, and how long the replaced one stays valid."""
+
+    model_config = ConfigDict(extra="forbid")
+
     secret: str = Field(min_length=16, max_length=200)
-    projects: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    previous_valid_s: int = Field(
+        86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="Seconds deliveries are also signed with the replaced secret.",
+    )
 
 
 class WebhookOut(BaseModel):
-    """A registered webhook, without its secret."""
+    """A registered webhook, without its secrets."""
 
     id: str
     url: str
     projects: list[str]
     active: bool
     created_at: UtcDateTime
+    previous_secret_expires_at: UtcDateTime | None = None
 
 
 class DeliveryOut(BaseModel):

@@ -1,26 +1,36 @@
 """The child side of a model measurement: ``python -m app.evaluation.model_child``.
 
-The parent (``model_probe``) writes a JSON spec and starts::
+The parent (``model_probe``) starts::
 
-    python -m app.evaluation.model_child {baseline,probe,timing} SPEC
+    python -m app.evaluation.model_child FD LIMITS
 
-Every mode writes a JSON report to ``spec["report"]``:
+where ``FD`` is this process's end of a ``multiprocessing`` pipe and
+``LIMITS`` the JSON of ``ProbeSettings.limits``. The parent then sends
+commands over the pipe, one at a time. Each command is a dict whose
+``command`` key names it, and the child sends a report for each:
 
 - ``baseline`` imports the same runtimes as the model children and loads the
-  same feature file, but no model. Its peak resident memory is subtracted from
-  the model children's. It also reports library versions and the newest opset
-  the installed onnxruntime loads.
+  same feature file, but no model. It reports library versions, the newest
+  opset the installed onnxruntime loads and its peak resident memory.
 - ``probe`` loads one model, records peak memory after each phase (``ready``,
   ``load``, ``first_run``, ``steady``), predicts every row in batches and saves
-  labels and scores as ``.npy`` files.
-- ``timing`` loads teacher and student, warms both up, and then times them in
-  interleaved rounds in a random order from a fixed seed, at batch 1 and at a
-  larger batch for throughput.
+  labels and scores as ``.npy`` files. The child keeps the model loaded.
+- ``warmup`` runs the probed model ``warmup_runs`` times on a batch of
+  ``rows_key`` rows (``latency_rows`` or ``throughput_rows``) and keeps that
+  batch.
+- ``time`` runs the model ``runs`` times on that batch and reports each wall
+  time in nanoseconds. The parent alternates these commands between the
+  teacher's and the student's child.
 
-On success the report has ``"status": "ok"`` and the exit code is 0. When
+The child ends when the pipe closes or a command fails. The parent kills it
+once the gate no longer needs it.
+
+Before anything else the child limits its address space, CPU time, file size
+and open files, and cuts itself off the network (``confine``); the report's
+``network`` field says how. On success a report has ``"status": "ok"``. When
 loading or running a model raises, the report has ``"status": "error"`` with
-``stage`` (``load`` or ``run``), ``message`` and ``out_of_memory``, and the exit
-code is 3. Any other exit, a signal or a timeout means the child crashed.
+``stage`` (``load`` or ``run``), ``message`` and ``out_of_memory``, and the
+child ends. Any other exit, a signal or a timeout means the child crashed.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ import json
 import math
 import os
 import resource
+import signal
 import sys
-from pathlib import Path
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,7 +49,13 @@ if TYPE_CHECKING:
 
     from app.evaluation.model_runtime import Runner
 
-MODEL_ERROR_EXIT_CODE = 3
+# Limits applied when the parent's limits leave them out. The largest file a
+# child writes contains the scores of every row: 1 GiB is 134 million float64
+# scores.
+MAX_FILE_BYTES = 1024**3
+MAX_OPEN_FILES = 256
+_CLONE_NEWNET = 0x40000000
+_NO_NETWORK = "model processes have no network access; the model must not open sockets"
 # onnxruntime reports a failed allocation as an exception whose text contains
 # one of these; Python raises MemoryError.
 _OUT_OF_MEMORY_MARKERS = ("bad_alloc", "Failed to allocate", "out of memory")
@@ -53,7 +70,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     import ctypes
-    import signal
 
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
@@ -64,16 +80,44 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one mode of the protocol above and return the exit code."""
-    mode, spec_path = (argv if argv is not None else sys.argv[1:])[:2]
-    spec: dict[str, Any] = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    """Run ``serve`` on the pipe descriptor and limits in ``argv``, then return 0."""
+    descriptor, limits = (argv if argv is not None else sys.argv[1:])[:2]
+    serve(Connection(int(descriptor)), json.loads(limits))
+    return 0
+
+
+def serve(connection: Connection, limits: dict[str, Any]) -> None:
+    """Run each command from ``connection`` and send back its report.
+
+    The loop ends when the pipe closes or after a failed command.
+    """
     # The limits apply before numpy or a runtime is imported, so they cover
     # everything the child loads.
-    _limit_resources(spec["limits"])
+    network = confine(limits)
     _die_with_parent()
+    state: dict[str, Any] = {}
+    while True:
+        try:
+            command: dict[str, Any] = connection.recv()
+        except EOFError:
+            return
+        report = _run(command, state)
+        report["network"] = network
+        connection.send(report)
+        if report["status"] != "ok":
+            return
+
+
+def _run(command: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    handlers = {
+        "baseline": _baseline,
+        "probe": _probe,
+        "warmup": _warmup,
+        "time": _time,
+    }
     report: dict[str, Any] = {"status": "ok"}
     try:
-        {"baseline": _baseline, "probe": _probe, "timing": _timing}[mode](spec, report)
+        handlers[command["command"]](command, report, state)
     # The child reports every failure of a model to the parent, whatever the
     # exception class, because onnxruntime's and torch's errors derive from
     # Exception without a common base of their own.
@@ -84,18 +128,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         report.update(status="error", message=message, out_of_memory=out_of_memory)
         report.setdefault("stage", "load")
-        _write(spec["report"], report)
-        return MODEL_ERROR_EXIT_CODE
-    _write(spec["report"], report)
-    return 0
+        report.setdefault("versions", state.get("versions", {}))
+    return report
+
+
+def confine(limits: dict[str, Any]) -> str:
+    """Apply the resource limits of the spec and cut this process off the network.
+
+    Returns how the network was cut: ``"namespace"`` when the process could
+    move into an empty network namespace (root, or CAP_SYS_ADMIN), else
+    ``"sockets"``, where Python rejects every attempt to create a socket. ONNX
+    models cannot open sockets. The socket guard stops Python code that a
+    TorchScript model runs, but not native code.
+    """
+    _limit_resources(limits)
+    isolation = "namespace" if _unshare_network() else "sockets"
+    _block_sockets()
+    return isolation
 
 
 def _limit_resources(limits: dict[str, Any]) -> None:
-    """Apply the address-space and CPU-time limits of the spec to this process.
+    """Apply address-space, CPU-time, file-size and open-file limits.
 
     The CPU limit's soft value sends SIGXCPU; the hard value, 5 s later,
     SIGKILL. An address-space limit makes allocations fail, which onnxruntime
-    and Python report as errors the child classifies as out of memory.
+    and Python report as errors the child classifies as out of memory. Writing
+    past the file-size limit fails with EFBIG, because SIGXFSZ is ignored.
     """
     if limits.get("memory_bytes") is not None:
         size = int(limits["memory_bytes"])
@@ -103,9 +161,54 @@ def _limit_resources(limits: dict[str, Any]) -> None:
     if limits.get("cpu_s") is not None:
         seconds = math.ceil(limits["cpu_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+    file_bytes = int(limits.get("file_bytes", MAX_FILE_BYTES))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    open_files = int(limits.get("open_files", MAX_OPEN_FILES))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY:
+        open_files = min(open_files, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
 
-def _baseline(spec: dict[str, Any], report: dict[str, Any]) -> None:
+def _unshare_network() -> bool:
+    """Move this process into a new network namespace with no interfaces.
+
+    Returns False where that is not allowed: without CAP_SYS_ADMIN, under a
+    seccomp profile that blocks unshare, or off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.unshare(_CLONE_NEWNET)) == 0
+
+
+def _block_sockets() -> None:
+    """Make every new Python socket raise PermissionError.
+
+    ``socket.socket`` stays a class, because modules such as ssl subclass it
+    at import time.
+    """
+    import socket
+
+    def blocked(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(_NO_NETWORK)
+
+    class BlockedSocket(socket.socket):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise PermissionError(_NO_NETWORK)
+
+    socket.socket = BlockedSocket  # type: ignore[misc]
+    socket.socketpair = blocked
+    socket.create_connection = blocked
+    socket.getaddrinfo = blocked
+
+
+def _baseline(
+    spec: dict[str, Any], report: dict[str, Any], state: dict[str, Any]
+) -> None:
     import numpy as np
 
     from app.evaluation.model_runtime import import_runtime, peak_memory, runtime_limits
@@ -117,17 +220,18 @@ def _baseline(spec: dict[str, Any], report: dict[str, Any]) -> None:
     report["memory"] = {"ready": peak_memory()}
 
 
-def _probe(spec: dict[str, Any], report: dict[str, Any]) -> None:
+def _probe(spec: dict[str, Any], report: dict[str, Any], state: dict[str, Any]) -> None:
     import numpy as np
 
     from app.evaluation.model_runtime import import_runtime, load_runner, peak_memory
 
-    report["versions"] = import_runtime({spec["format"]})
+    report["versions"] = state["versions"] = import_runtime({spec["format"]})
     features = np.load(spec["features"], allow_pickle=False)
     memory: dict[str, Any] = {"ready": peak_memory()}
     report["memory"] = memory
     report["stage"] = "load"
     runner = load_runner(spec)
+    state.update(spec=spec, runner=runner, features=features)
     report["parameters"] = runner.parameters
     memory["load"] = peak_memory()
     report["stage"] = "run"
@@ -216,65 +320,28 @@ def _batches(features: np.ndarray, rows: int, fixed: bool) -> list[np.ndarray]:
     return [np.ascontiguousarray(batch) for batch in batches]
 
 
-def _timing(spec: dict[str, Any], report: dict[str, Any]) -> None:
-    import numpy as np
-
-    from app.evaluation.model_runtime import import_runtime, load_runner
-
-    models = spec["models"]
-    report["versions"] = import_runtime({model["format"] for model in models})
-    runners = [load_runner(model) for model in models]
-    features = [np.load(model["features"], allow_pickle=False) for model in models]
+def _warmup(
+    command: dict[str, Any], report: dict[str, Any], state: dict[str, Any]
+) -> None:
+    """Build the timed batch of ``command["rows_key"]`` rows and warm up on it."""
+    spec, runner = state["spec"], state["runner"]
+    rows = spec[command["rows_key"]]
     report["stage"] = "run"
-    rng = np.random.default_rng(spec["seed"])
-    report["latency"] = _timed_rounds(
-        runners, features, models, rng, spec, rows_key="latency_rows"
-    )
-    report["throughput"] = _timed_rounds(
-        runners, features, models, rng, spec, rows_key="throughput_rows"
-    )
+    feed = _batches(state["features"][:rows], rows, True)[0]
+    state["feed"] = feed
+    for _ in range(spec["warmup_runs"]):
+        runner.run(feed)
     del report["stage"]
 
 
-def _timed_rounds(
-    runners: list[Runner],
-    features: list[np.ndarray],
-    models: list[dict[str, Any]],
-    rng: np.random.Generator,
-    spec: dict[str, Any],
-    *,
-    rows_key: str,
-) -> dict[str, Any]:
-    """Time every model in rounds; each round runs the models in a random order."""
-    settings = spec[rows_key]
-    feeds = [
-        _batches(rows[: model[rows_key]], model[rows_key], True)[0]
-        for rows, model in zip(features, models, strict=True)
-    ]
-    for runner, feed in zip(runners, feeds, strict=True):
-        for _ in range(spec["warmup_runs"]):
-            runner.run(feed)
-    durations: list[list[list[int]]] = [[] for _ in runners]
-    budget_ns = int(settings["budget_s"] * 1e9)
-    spent = 0
-    while len(durations[0]) < settings["min_rounds"] or (
-        len(durations[0]) < settings["max_rounds"] and spent < budget_ns
-    ):
-        for index in rng.permutation(len(runners)):
-            runs = [
-                runners[index].time_run(feeds[index])
-                for _ in range(spec["runs_per_round"])
-            ]
-            durations[index].append(runs)
-            spent += sum(runs)
-    return {
-        "batch_rows": [model[rows_key] for model in models],
-        "durations_ns": durations,
-    }
-
-
-def _write(path: str, report: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(report), encoding="utf-8")
+def _time(
+    command: dict[str, Any], report: dict[str, Any], state: dict[str, Any]
+) -> None:
+    """Time ``command["runs"]`` runs on the batch of the last ``warmup``."""
+    runner, feed = state["runner"], state["feed"]
+    report["stage"] = "run"
+    report["durations_ns"] = [runner.time_run(feed) for _ in range(command["runs"])]
+    del report["stage"]
 
 
 if __name__ == "__main__":

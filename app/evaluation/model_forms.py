@@ -13,15 +13,18 @@ count and the total uncompressed size are capped before any byte is written.
 
 from __future__ import annotations
 
+import errno
 import pickletools
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from app.errors import InputError, PayloadTooLargeError
+from app.evaluation.numpy_files import error_summary
 
 ModelFormat = Literal["onnx", "torchscript"]
 
@@ -34,6 +37,18 @@ _ASK_FOR = (
 _MODULE_MARKERS = ("torch.nn.modules", "__main__")
 _PICKLE_HEAD_BYTES = 1 << 20
 _STRING_OPCODES = ("GLOBAL", "SHORT_BINUNICODE", "BINUNICODE", "UNICODE")
+# Exceptions that zipfile and zlib raise on a damaged archive: bad headers or
+# offsets, truncated or undecodable data, encryption, unsupported compression.
+_CORRUPT_ZIP = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    zlib.error,
+)
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(frozen=True)
@@ -72,12 +87,31 @@ def open_model(
         PayloadTooLargeError: a zip has too many members or too many bytes.
     """
     with path.open("rb") as handle:
-        head = handle.read(4)
+        head = handle.read(_PICKLE_HEAD_BYTES)
     if head.startswith(b"\x80"):
-        kind = _pickled_kind(path.read_bytes()[:_PICKLE_HEAD_BYTES])
-        raise _torch_pickle_error(field, path, kind)
+        raise _torch_pickle_error(field, path, _pickled_kind(head))
     if not zipfile.is_zipfile(path):
         return ModelForm("onnx", path, "file")
+    try:
+        return _open_zip(
+            path, field, workdir, allow_torchscript, limits or ArchiveLimits()
+        )
+    except _CORRUPT_ZIP as exc:
+        raise _corrupt_zip(field, path, exc) from None
+    except OSError as exc:
+        # A full disk under the work directory is the server's fault.
+        if exc.errno in _NO_SPACE:
+            raise
+        raise _corrupt_zip(field, path, exc) from None
+
+
+def _open_zip(
+    path: Path,
+    field: str,
+    workdir: Path,
+    allow_torchscript: bool,
+    limits: ArchiveLimits,
+) -> ModelForm:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickle_member = _torch_pickle_member(names)
@@ -89,8 +123,18 @@ def open_model(
             data = archive.open(pickle_member).read(_PICKLE_HEAD_BYTES)
             raise _torch_pickle_error(field, path, _pickled_kind(data))
         target = workdir / f"{field}_archive"
-        _extract(archive, target, field, limits or ArchiveLimits())
+        _extract(archive, target, field, limits)
     return ModelForm("onnx", _single_onnx(target, names, field), "zip")
+
+
+def _corrupt_zip(field: str, path: Path, exc: BaseException) -> InputError:
+    return InputError(
+        f"{field} file {path.name!r} is a corrupt zip archive "
+        f"({error_summary(exc)}); create the archive again with a zip tool or "
+        "Python's zipfile",
+        field=field,
+        value=path.name,
+    )
 
 
 def _torch_pickle_member(names: list[str]) -> str | None:

@@ -1,23 +1,31 @@
 """Read NumPy ``.npy`` and ``.npz`` uploads without unpickling anything.
 
-Every array header is checked before its data is read, so an object array is
-rejected before any of it is loaded, and arrays are read with
-``allow_pickle=False``.
+Every array header is checked before its data is read: an object array is
+rejected before any of it is loaded, and an array whose declared shape needs
+more bytes than the file holds, or more than ``MAX_ARRAY_BYTES``, is rejected
+before NumPy allocates it. Arrays are read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
+from tokenize import TokenError
 from typing import IO
 
 import numpy as np
 import pandas as pd
 
-from app.errors import InputError
+from app.errors import InputError, PayloadTooLargeError
 
 LABEL = "label"
+# The largest array read into memory. A compressed .npz member can declare far
+# more than the upload's size, so the upload limit alone does not bound it.
+MAX_ARRAY_BYTES = 2 * 1024**3
 
 _TABLE_KINDS = "biufU"
 _NUMERIC_KINDS = "biuf"
@@ -107,19 +115,24 @@ def error_summary(exc: BaseException) -> str:
 
 def _load_npy(path: Path, field: str, filename: str | None) -> np.ndarray:
     with path.open("rb") as handle:
-        return _read_npy(handle, field, filename, "the array")
+        size = os.fstat(handle.fileno()).st_size
+        return _read_npy(handle, size, field, filename, "the array")
 
 
 def _read_npy(
-    handle: IO[bytes], field: str, filename: str | None, array_label: str
+    handle: IO[bytes],
+    size: int,
+    field: str,
+    filename: str | None,
+    array_label: str,
 ) -> np.ndarray:
-    """Read one ``.npy`` stream after rejecting object dtypes from its header."""
+    """Read one ``.npy`` stream of ``size`` bytes after checking its header."""
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
-            _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
         else:
-            _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
         if dtype.hasobject:
             raise InputError(
                 f"{upload_name(field, filename)}: {array_label} has dtype object "
@@ -128,9 +141,20 @@ def _read_npy(
                 field=field,
                 value=filename,
             )
+        where = f"{upload_name(field, filename)}: {array_label}"
+        _check_declared_size(shape, dtype, size - handle.tell(), where, field)
         handle.seek(0)
         return np.asarray(np.lib.format.read_array(handle, allow_pickle=False))
-    except (ValueError, OSError, EOFError) as exc:
+    # NumPy parses a header with ast and, for old files, tokenize, which raise
+    # SyntaxError, TokenError or RecursionError on a damaged header.
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        SyntaxError,
+        TokenError,
+        RecursionError,
+    ) as exc:
         raise InputError(
             f"{upload_name(field, filename)}: {array_label} could not be read as .npy "
             f"({error_summary(exc)}); save it again with numpy.save or numpy.savez",
@@ -152,17 +176,65 @@ def _load_npz(
                 members = _npz_members(archive, field, filename)
                 arrays = {}
                 for name in select(sorted(members)):
-                    with archive.open(members[name]) as handle:
-                        array_label = f"array {name!r}"
-                        arrays[name] = _read_npy(handle, field, filename, array_label)
+                    member = archive.getinfo(members[name])
+                    with archive.open(member) as handle:
+                        arrays[name] = _read_npy(
+                            handle, member.file_size, field, filename, f"array {name!r}"
+                        )
                 return arrays
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+        # Besides bad headers, zipfile raises NotImplementedError for an unknown
+        # compression method and RuntimeError for an encrypted member.
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+            zlib.error,
+        ) as exc:
             raise InputError(
                 f"{upload_name(field, filename)} could not be read as .npz "
                 f"({error_summary(exc)}); save it again with numpy.savez",
                 field=field,
                 value=filename,
             ) from None
+
+
+def _check_declared_size(
+    shape: tuple[int, ...], dtype: np.dtype, available: int, where: str, field: str
+) -> None:
+    """Reject a header whose shape needs more bytes than follow it, or too many.
+
+    Python integers do not overflow, so a forged shape of huge dimensions gives
+    a huge byte count here. NumPy 2.4 multiplies the shape in int64, where
+    (2**40, 2**40) wraps around to 0 elements.
+    """
+    if any(dimension < 0 for dimension in shape):
+        raise InputError(
+            f"{where} declares the negative shape {shape}; the file is corrupt, "
+            "save it again with numpy.save or numpy.savez",
+            field=field,
+            value=list(shape),
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > MAX_ARRAY_BYTES:
+        raise PayloadTooLargeError(
+            f"{where} declares shape {shape} of dtype {dtype}, {declared:,} bytes, "
+            f"more than the {MAX_ARRAY_BYTES:,} bytes an array may take; upload "
+            "fewer rows or a smaller dtype",
+            field=field,
+            value=list(shape),
+        )
+    if declared > available:
+        raise InputError(
+            f"{where} could not be read as .npy: its header declares shape {shape} "
+            f"of dtype {dtype}, {declared:,} bytes, but only {max(available, 0):,} "
+            "bytes of data follow; the file is truncated, save it again with "
+            "numpy.save or numpy.savez",
+            field=field,
+            value=list(shape),
+        )
 
 
 def _npz_members(

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.errors import printable
 from app.schemas import GateResult
 
 # Characters that start emphasis, code, links, HTML or table cells.
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _STATUS_MARK = {
     "passed": "PASSED",
     "failed": "FAILED",
@@ -25,8 +27,13 @@ _STATUS_MARK = {
 
 
 def escape(text: Any) -> str:
-    """Escape Markdown and HTML syntax in ``text``, and fold newlines."""
-    plain = str(text).replace("\r", " ").replace("\n", " ")
+    """Escape Markdown, HTML, control characters and lone surrogates in ``text``.
+
+    Newlines become spaces. Other control characters, such as the ESC that
+    starts a terminal colour sequence, are written as ``\\xNN``.
+    """
+    plain = printable(str(text)).replace("\r", " ").replace("\n", " ")
+    plain = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", plain)
     return _SPECIAL.sub(r"\\\1", plain)
 
 

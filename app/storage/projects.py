@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.storage.models import ApiToken, ProjectPolicy, Webhook, WebhookDelivery
@@ -60,6 +60,9 @@ class TokenRepository:
         return self.session.scalars(query).first()
 
     def find(self, token_id: str) -> ApiToken | None:
+        # PostgreSQL rejects NUL in a text parameter, and no stored id has one.
+        if "\x00" in token_id:
+            return None
         return self.session.get(ApiToken, token_id)
 
     def all(self) -> list[ApiToken]:
@@ -80,6 +83,9 @@ class WebhookRepository:
         return webhook
 
     def find(self, webhook_id: str) -> Webhook | None:
+        # PostgreSQL rejects NUL in a text parameter, and no stored id has one.
+        if "\x00" in webhook_id:
+            return None
         return self.session.get(Webhook, webhook_id)
 
     def all(self) -> list[Webhook]:
@@ -90,6 +96,19 @@ class WebhookRepository:
         return [
             hook for hook in hooks if "*" in hook.projects or project in hook.projects
         ]
+
+    def delete(self, webhook: Webhook) -> int:
+        """Delete a webhook and its delivery history.
+
+        Returns the number of deliveries deleted.
+        """
+        statement = delete(WebhookDelivery).where(
+            WebhookDelivery.webhook_id == webhook.id
+        )
+        result = self.session.execute(statement)
+        self.session.delete(webhook)
+        self.session.flush()
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def add_delivery(self, delivery: WebhookDelivery) -> None:
         self.session.add(delivery)

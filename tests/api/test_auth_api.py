@@ -21,7 +21,9 @@ METRICS = {
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def secured(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"secured-{request.param}")
-    env = {"DISTILGATE_ADMIN_TOKEN": ADMIN}
+    # These tests send many wrong tokens from one address on purpose, so the
+    # failed-authentication limit is off here.
+    env = {"DISTILGATE_ADMIN_TOKEN": ADMIN, "DISTILGATE_AUTH_FAILURES_PER_MINUTE": "0"}
     with database_url_for(request.param, root) as url:
         live = LiveServer(url, root / "data", root / "server.log", env).start()
         try:
@@ -159,6 +161,11 @@ ROUTES = [
     ("GET", "/api/v1/webhooks", "admin"),
     ("POST", "/api/v1/webhooks", "admin"),
     ("GET", "/api/v1/webhooks/0123456789abcdef0123456789abcdef/deliveries", "admin"),
+    ("POST", "/api/v1/webhooks/0123456789abcdef0123456789abcdef/secret", "admin"),
+    ("DELETE", "/api/v1/webhooks/0123456789abcdef0123456789abcdef", "admin"),
+    ("POST", "/api/v1/distill", "submit"),
+    ("GET", "/api/v1/distill/{gate}/subset", "read"),
+    ("GET", "/metrics", "read"),
 ]
 # Scopes do not include each other, except that admin includes every scope.
 SCOPES = ["read", "submit"]

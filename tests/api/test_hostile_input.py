@@ -125,6 +125,15 @@ def test_gate_id_with_nul_is_404(server):
     assert response.json()["detail"][0]["loc"] == ["path", "gate_id"]
 
 
+def test_control_characters_are_escaped_in_log(server):
+    response = httpx.get(f"{server.url}/api/v1/gates/nul%00here%1b%5b31m")
+    # The server logs the rejection before it sends the response.
+    log = server.log_path.read_bytes()
+    assert response.status_code == 404
+    assert b"path=/api/v1/gates/nul\\x00here\\x1b[31m" in log
+    assert b"\x00" not in log
+
+
 def test_malformed_multipart_is_400_json(server):
     response = httpx.post(
         f"{server.url}/api/v1/gates/data",

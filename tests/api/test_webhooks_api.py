@@ -1,4 +1,8 @@
-"""Outgoing webhooks: signed deliveries to a receiver on 127.0.0.1, with retries."""
+"""Outgoing webhooks: signed deliveries to a receiver on 127.0.0.1, with retries.
+
+The server admits 127.0.0.1 through DISTILGATE_WEBHOOK_ALLOW_HOSTS, because
+webhooks to internal addresses are refused by default.
+"""
 
 import json
 import threading
@@ -8,11 +12,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from app.webhooks import verify
+from app.webhooks import DeliveryRejectedError, verify_delivery
+from tests.databases import database_url_for
+from tests.servers import LiveServer
 
 pytestmark = pytest.mark.slow
 
 SECRET = "webhook-secret-0123456789"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(request, tmp_path_factory):
+    """A running service that may deliver webhooks to 127.0.0.1."""
+    root = tmp_path_factory.mktemp(f"webhooks-{request.param}")
+    env = {"DISTILGATE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}
+    with database_url_for(request.param, root) as url:
+        live = LiveServer(url, root / "data", root / "server.log", env).start()
+        try:
+            yield live
+        finally:
+            live.stop()
 
 
 class Receiver:
@@ -93,11 +112,9 @@ def test_webhook_receives_signed_result(server, receiver):
     assert payload["event"] == "gate.finished"
     assert payload["gate"]["id"] == gate["id"]
     assert payload["gate"]["status"] == "failed"
-    assert verify(
-        SECRET,
-        headers["x-distilgate-delivery"],
-        headers["x-distilgate-signature"],
-        body,
+    assert (
+        verify_delivery([SECRET], headers, body, set())
+        == (headers["x-distilgate-delivery"])
     )
 
 
@@ -106,11 +123,13 @@ def test_webhook_signature_rejects_tampering(server, receiver):
     register(server, target.url, "tamper")
     submit(server, "tamper")
     headers, body = target.wait_for(1)[0]
-    delivery = headers["x-distilgate-delivery"]
-    signature = headers["x-distilgate-signature"]
-    assert not verify(SECRET, delivery, signature, body.replace(b"failed", b"passed"))
-    assert not verify("another-secret-value", delivery, signature, body)
-    assert not verify(SECRET, delivery, signature, body, now=time.time() + 3600)
+    tampered = body.replace(b"failed", b"passed")
+    with pytest.raises(DeliveryRejectedError, match="no signature matches"):
+        verify_delivery([SECRET], headers, tampered, set())
+    with pytest.raises(DeliveryRejectedError, match="no signature matches"):
+        verify_delivery(["another-secret-value"], headers, body, set())
+    with pytest.raises(DeliveryRejectedError, match="is stale"):
+        verify_delivery([SECRET], headers, body, set(), now=time.time() + 3600)
 
 
 def test_failed_delivery_is_retried_and_recorded(server, receiver):
@@ -130,6 +149,7 @@ def test_failed_delivery_is_retried_and_recorded(server, receiver):
     assert [d["attempt"] for d in attempts] == [1, 2]
     assert [d["status_code"] for d in attempts] == [500, 204]
     assert [d["delivered"] for d in attempts] == [False, True]
+    assert [d["error"] for d in attempts] == ["HTTP 500", None]
     assert {d["gate_id"] for d in attempts} == {gate["id"]}
 
 
@@ -148,3 +168,43 @@ def test_webhook_url_must_be_http(server):
     )
     assert response.status_code == 422
     assert "must start with http:// or https://" in response.json()["detail"][0]["msg"]
+
+
+def test_webhook_project_must_be_valid_name(server):
+    response = httpx.post(
+        f"{server.url}/api/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "secret": SECRET, "projects": ["../x"]},
+    )
+    error = response.json()["detail"][0]
+    assert response.status_code == 422
+    assert error["loc"] == ["body", "projects", "0"]
+    assert "'../x' is not a valid project name" in error["msg"]
+    assert ["../x"] not in [hook["projects"] for hook in list_hooks(server)]
+
+
+def test_deleted_webhook_is_gone(server, receiver):
+    target = receiver()
+    hook = register(server, target.url, "deleted")
+    submit(server, "deleted")
+    target.wait_for(1)
+    url = f"{server.url}/api/v1/webhooks/{hook['id']}"
+
+    deleted = httpx.delete(url)
+    again = httpx.delete(url)
+    deliveries = httpx.get(f"{url}/deliveries")
+    submit(server, "deleted")
+    time.sleep(1)
+
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert again.status_code == 404
+    assert f"webhook {hook['id']!r} not found" in again.json()["detail"][0]["msg"]
+    assert deliveries.status_code == 404
+    assert hook["id"] not in [item["id"] for item in list_hooks(server)]
+    assert len(target.requests) == 1
+
+
+def list_hooks(server):
+    response = httpx.get(f"{server.url}/api/v1/webhooks")
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from app import admin
-from app.api.deps import Admin, Reader, RuntimeDep, Submitter
+from app.api.deps import Admin, Reader, RuntimeDep, Submitter, reject_unknown_query
 from app.api.responses import (
     FAIL_DESCRIPTION,
     GATE_RESPONSES,
@@ -25,6 +25,7 @@ from app.gates import (
     split_columns,
     validate_filter,
     validate_meta,
+    validate_project,
 )
 from app.reports.junit import render_junit
 from app.reports.markdown import render_markdown
@@ -38,7 +39,11 @@ from app.schemas import (
 )
 from app.storage.repository import GateFilter
 
-router = APIRouter(prefix="/api/v1/gates", tags=["gates"])
+router = APIRouter(
+    prefix="/api/v1/gates",
+    tags=["gates"],
+    dependencies=[Depends(reject_unknown_query)],
+)
 
 COMMON_FIELDS = ("project", "branch", "commit", "policy")
 MODEL_FIELDS = frozenset(
@@ -64,6 +69,9 @@ DATA_FIELDS = frozenset(
         "label_column",
     )
 )
+
+# Reports carry text from uploads: browsers must not sniff them into HTML.
+REPORT_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 OptionalFile = Annotated[UploadFile | None, File()]
 OptionalText = Annotated[str | None, Form()]
@@ -230,11 +238,12 @@ def list_gates(
     cursor: str | None = None,
 ) -> GatePage:
     """List stored gate results, newest first, one page at a time."""
-    project = validate_filter(project, "project")
+    if project:
+        validate_project(project, location="query")
     branch = validate_filter(branch, "branch")
     commit = validate_filter(commit, "commit")
     filters = GateFilter(
-        project=project,
+        project=project or None,
         branch=branch,
         kind=kind,
         status=status,
@@ -251,7 +260,11 @@ def list_gates(
 def get_junit(runtime: RuntimeDep, caller: Reader, gate_id: str) -> Response:
     """Return the result as JUnit XML: one test case per check."""
     result = runtime.get(gate_id, caller)
-    return Response(render_junit(result), media_type="application/xml")
+    headers = {
+        **REPORT_HEADERS,
+        "Content-Disposition": f'attachment; filename="{gate_id}.junit.xml"',
+    }
+    return Response(render_junit(result), media_type="application/xml", headers=headers)
 
 
 @router.get("/{gate_id}/report.md", response_class=Response)
@@ -266,7 +279,9 @@ def get_report(
     result = runtime.get(gate_id, caller)
     url = _public_url(runtime, request, f"/api/v1/gates/{gate_id}")
     text = render_markdown(result, max_bytes=max_bytes, url=url)
-    return Response(text, media_type="text/markdown; charset=utf-8")
+    return Response(
+        text, media_type="text/markdown; charset=utf-8", headers=REPORT_HEADERS
+    )
 
 
 @router.post("/{gate_id}/waive")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from app import admin
-from app.api.deps import Admin, Reader, RuntimeDep
-from app.errors import NotFoundError
+from app.api.deps import Admin, Reader, RuntimeDep, reject_unknown_query
+from app.errors import InputError, NotFoundError
+from app.evaluation.readers import suggest
 from app.gates import validate_filter, validate_meta
 from app.reports.badge import render_badge
 from app.schemas import (
@@ -19,9 +20,14 @@ from app.schemas import (
     Trend,
     TrendPoint,
 )
+from app.storage.models import GateRecord
 from app.storage.repository import GateFilter
 
-router = APIRouter(prefix="/api/v1", tags=["projects"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["projects"],
+    dependencies=[Depends(reject_unknown_query)],
+)
 
 
 @router.get("/policy/schema")
@@ -78,9 +84,11 @@ def get_trend(
 ) -> Trend:
     """Return a metric's values over the newest results, oldest first."""
     _visible(caller, project)
+    branch = validate_filter(branch, "branch")
     records = runtime.series(
         GateFilter(project=project, branch=branch, kind=kind), limit=limit
     )
+    _check_metric(metric, records)
     points = [
         TrendPoint(
             id=r.id,
@@ -99,6 +107,24 @@ def _visible(caller: Any, project: str) -> None:
     validate_filter(project, "project", location="path")
     if caller.projects is not None and project not in caller.projects:
         raise NotFoundError(f"project {project!r} not found", field="project")
+
+
+def _check_metric(metric: str, records: list[GateRecord]) -> None:
+    """Reject a metric that none of the results carries, naming those they do.
+
+    The metric names depend on the gate kind and its inputs, so the stored
+    results are the list of known names. With no results, any name passes.
+    """
+    known = sorted({name for record in records for name in record.metrics})
+    if not records or metric in known:
+        return
+    raise InputError(
+        f"metric {metric!r} is not in any of the {len(records)} newest results"
+        f"{suggest(metric, known)}; they have {', '.join(known) or 'no metrics'}",
+        field="metric",
+        value=metric,
+        location="query",
+    )
 
 
 def _number(value: Any) -> float | None:

@@ -15,11 +15,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.errors import UnsupportedFormatError
+from app.errors import PayloadTooLargeError, UnsupportedFormatError
 from app.evaluation.code_coverage.builder import MAX_COUNT, FileBuilder, ReportBuilder
 from app.evaluation.code_coverage.model import CoverageReport
 
 EXPECTED_KEYS = ("meta", "files")
+# NOTE: an estimated cap, not a measured one. json.load holds several times
+# the file size in memory as Python objects.
+MAX_JSON_BYTES = 256 * 1024**2
 
 
 def read_coveragepy_json(path: Path, *, field: str, source: str) -> CoverageReport:
@@ -49,9 +52,17 @@ def read_coveragepy_json(path: Path, *, field: str, source: str) -> CoverageRepo
 
 
 def _load(path: Path, report: ReportBuilder) -> Any:
-    # NOTE: json.load keeps the whole document in memory, several times the file
-    # size. coverage.py writes one object, and reports of a few hundred MB are not
-    # expected in this format; the XML and lcov readers stream instead.
+    # json.load cannot stream, so the file size is capped. The XML and lcov
+    # readers stream instead.
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise PayloadTooLargeError(
+            f"{report.source} is a {size:,}-byte JSON report, larger than the "
+            f"{MAX_JSON_BYTES:,} bytes read as JSON; upload the run's lcov "
+            "(`coverage lcov`) or Cobertura XML (`coverage xml`) report instead",
+            field=report.field,
+            value=size,
+        )
     try:
         with path.open(encoding="utf-8") as handle:
             return json.load(handle)

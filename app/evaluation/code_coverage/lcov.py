@@ -20,10 +20,16 @@ skipped, as are blank lines and ``#`` comments. A final record without
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
+from app.errors import PayloadTooLargeError
 from app.evaluation.code_coverage.builder import FileBuilder, ReportBuilder, natural
 from app.evaluation.code_coverage.model import CoverageReport
+
+# The maximum line length read. A longer line would be held in memory whole.
+MAX_LINE_CHARS = 1024**2
 
 # NOTE: coverage.py before 7.6.2 numbered a line's BRDA branches with the missed
 # ones first, so one outcome can carry different names in two runs and retention
@@ -42,7 +48,7 @@ def read_lcov(path: Path, *, field: str, source: str) -> CoverageReport:
     current: FileBuilder | None = None
     name = ""
     with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle, report), start=1):
             text = raw.strip()
             key, _, value = text.partition(":")
             # DA records are the most frequent, so they are tested first.
@@ -66,6 +72,22 @@ def read_lcov(path: Path, *, field: str, source: str) -> CoverageReport:
     if current is not None:
         report.add(name, current)
     return report.build()
+
+
+def _lines(handle: TextIO, report: ReportBuilder) -> Iterator[str]:
+    """Yield the lines of ``handle``, rejecting one longer than ``MAX_LINE_CHARS``."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise PayloadTooLargeError(
+                f"{report.source} has a line longer than {MAX_LINE_CHARS:,} "
+                f"characters (line {number}); lcov records are short, so upload "
+                "the tracefile as the coverage tool wrote it",
+                field=report.field,
+                value=number,
+            )
+        yield line
 
 
 def _add_line(

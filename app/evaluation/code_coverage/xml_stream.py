@@ -6,7 +6,9 @@ or external entity reference raises before anything is expanded, so a
 system identifier, as JaCoCo writes, is accepted; expat never loads the external
 DTD it names. Each element is removed from its parent after its end event, so the
 tree held in memory is the current path from the root plus the events of one
-read-ahead chunk.
+read-ahead chunk. Two limits keep that bound for hostile files: nesting deeper
+than ``MAX_DEPTH`` elements, and a tag or text of more than ``MAX_TOKEN_BYTES``
+between two ``<``, are rejected while the file is read.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException, EntitiesForbidden
 from defusedxml.ElementTree import iterparse
 
-from app.errors import InputError
+from app.errors import InputError, PayloadTooLargeError
+from app.evaluation.upload_limits import RunLimitedReader, RunTooLongError
 
 Event = Literal["start", "end"]
+
+# Coverage reports nest 5 to 7 elements deep (Cobertura, JaCoCo).
+MAX_DEPTH = 256
+# The maximum length of a tag, attribute list or text between two '<'. Paths and
+# missing-branches lists in coverage reports are far shorter. expat's time on
+# one token grows with the square of its length (a 16 MiB attribute took 29 s
+# with expat 2.5.0 in CPython 3.11.7), so the cap is kept small.
+MAX_TOKEN_BYTES = 256 * 1024
 
 
 def iter_elements(
@@ -38,7 +49,8 @@ def iter_elements(
             to an external entity.
     """
     stack: list[Element] = []
-    with path.open("rb") as handle:
+    with path.open("rb") as raw:
+        handle = RunLimitedReader(raw, delimiter=b"<", limit=MAX_TOKEN_BYTES)
         try:
             events = iterparse(
                 handle,
@@ -50,12 +62,16 @@ def iter_elements(
             for event, element in events:
                 if event == "start":
                     stack.append(element)
+                    if len(stack) > MAX_DEPTH:
+                        raise _too_deep(source, field)
                     yield "start", element
                     continue
                 yield "end", element
                 stack.pop()
                 if stack:
                     stack[-1].remove(element)
+        except RunTooLongError as exc:
+            raise _token_too_long(source, field, exc) from None
         except ParseError as exc:
             raise _malformed(source, field, exc) from None
         except DefusedXmlException as exc:
@@ -86,6 +102,28 @@ def _malformed(source: str, field: str, exc: Exception) -> InputError:
         "coverage tool wrote it",
         field=field,
         value=str(exc),
+    )
+
+
+def _too_deep(source: str, field: str) -> InputError:
+    return InputError(
+        f"{source} nests elements more than {MAX_DEPTH} levels deep; coverage "
+        "reports nest a few levels, so upload the report as the coverage tool "
+        "wrote it",
+        field=field,
+        value=MAX_DEPTH,
+    )
+
+
+def _token_too_long(
+    source: str, field: str, exc: RunTooLongError
+) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"{source} has a tag or text longer than {exc.limit:,} bytes (near byte "
+        f"{exc.offset:,}); coverage reports hold short paths and numbers, so "
+        "upload the report as the coverage tool wrote it",
+        field=field,
+        value=exc.offset,
     )
 
 
