@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.errors import InputError
+from app.errors import DistilGateError, InputError
 from app.evaluation.model_checks import (
     latency_interval_check,
     param_ratio_check,
@@ -28,6 +30,7 @@ from app.evaluation.model_checks import (
 )
 from app.evaluation.model_forms import ArchiveLimits
 from app.evaluation.model_measure import (
+    CHILDREN,
     ROLES,
     Measurement,
     ModelPlan,
@@ -35,7 +38,7 @@ from app.evaluation.model_measure import (
     plan_model,
 )
 from app.evaluation.model_predictions import matches
-from app.evaluation.model_probe import ProbeSettings
+from app.evaluation.model_probe import ProbeSettings, started_children
 from app.evaluation.model_quality import Quality, assess_quality
 from app.evaluation.model_report import (
     environment,
@@ -46,6 +49,7 @@ from app.evaluation.model_report import (
     throughput_summary,
 )
 from app.evaluation.model_stats import median_reduction_estimate, samples_needed
+from app.evaluation.model_tasks import check_task_fits
 from app.policy import Policy
 from app.results import Check, Evaluation, finite_or_none
 
@@ -61,6 +65,7 @@ def evaluate_model(
     timeout_s: float | None = None,
     allow_torchscript: bool = False,
     archive_limits: ArchiveLimits | None = None,
+    filenames: Mapping[str, str | None] | None = None,
 ) -> Evaluation:
     """Run teacher and student on the rows ``X`` with labels ``y`` and gate the student.
 
@@ -71,11 +76,13 @@ def evaluate_model(
     Both models and the dataset are validated before either model runs.
     ``settings`` sets batch sizes, timing rounds and child limits;
     ``timeout_s``, when given, replaces its per-child time limit.
+    ``filenames`` maps ``teacher`` and ``student`` to the client's file names,
+    which errors show in place of the stored files' names.
 
     Raises:
-        InputError: a file is not a usable model, or the dataset does not fit a
-            model's input. The error's field is ``teacher``, ``student`` or
-            ``dataset``.
+        InputError: a file is not a usable model, the dataset does not fit a
+            model's input, or a model's declared output does not fit the task.
+            The error's field is ``teacher``, ``student`` or ``dataset``.
         EvaluationError: a model process crashed, ran out of memory or timed
             out.
     """
@@ -85,20 +92,28 @@ def evaluate_model(
     features = _validate_features(X)
     labels = validate_labels(y, rows=len(features))
     paths = {"teacher": Path(teacher), "student": Path(student)}
-    with tempfile.TemporaryDirectory(prefix="distilgate-model-") as workdir:
+    with (
+        client_names(paths, filenames),
+        tempfile.TemporaryDirectory(prefix="distilgate-model-") as folder,
+        # The children import their runtimes while this process inspects the
+        # models. They run nothing until both models pass inspection.
+        started_children(CHILDREN, settings, Path(folder)) as children,
+    ):
+        workdir = Path(folder)
         plans = {
             role: plan_model(
                 role,
                 paths[role],
                 features,
                 policy,
-                Path(workdir),
+                workdir,
                 allow_torchscript=allow_torchscript,
                 archive_limits=archive_limits,
             )
             for role in ROLES
         }
-        measurement = measure(plans, settings, Path(workdir))
+        check_task_fits(list(plans.values()), labels, policy)
+        measurement = measure(plans, children, settings, workdir)
     quality = assess_quality(
         measurement.outputs["teacher"], measurement.outputs["student"], labels, policy
     )
@@ -114,6 +129,7 @@ def validate_model_inputs(
     policy: Policy,
     allow_torchscript: bool = False,
     archive_limits: ArchiveLimits | None = None,
+    filenames: Mapping[str, str | None] | None = None,
 ) -> None:
     """Check both models and the dataset as ``evaluate_model`` does, running nothing.
 
@@ -121,18 +137,53 @@ def validate_model_inputs(
         InputError: as ``evaluate_model`` does for unusable models or data.
     """
     features = _validate_features(X)
-    validate_labels(y, rows=len(features))
-    with tempfile.TemporaryDirectory(prefix="distilgate-check-") as workdir:
-        for role, path in (("teacher", teacher), ("student", student)):
+    labels = validate_labels(y, rows=len(features))
+    paths = {"teacher": Path(teacher), "student": Path(student)}
+    with (
+        client_names(paths, filenames),
+        tempfile.TemporaryDirectory(prefix="distilgate-check-") as workdir,
+    ):
+        plans = [
             plan_model(
                 role,
-                Path(path),
+                path,
                 features[:1],
                 policy,
                 Path(workdir),
                 allow_torchscript=allow_torchscript,
                 archive_limits=archive_limits,
             )
+            for role, path in paths.items()
+        ]
+        check_task_fits(plans, labels, policy)
+
+
+@contextmanager
+def client_names(
+    paths: Mapping[str, Path], filenames: Mapping[str, str | None] | None
+) -> Iterator[None]:
+    """Show the client's file names in errors raised inside the block.
+
+    The service stores uploads under content hashes, so an error that names
+    ``path.name`` would show a hash the client never chose. Each error's
+    message and value get the matching client file name instead.
+    """
+    try:
+        yield
+    except DistilGateError as exc:
+        for role, path in paths.items():
+            filename = (filenames or {}).get(role)
+            if filename and filename != path.name:
+                _rename(exc, path.name, filename)
+        raise
+
+
+def _rename(exc: DistilGateError, stored: str, filename: str) -> None:
+    message = exc.message.replace(repr(stored), repr(filename))
+    exc.message = message.replace(stored, filename)
+    exc.args = (exc.message,)
+    if exc.value == stored:
+        exc.value = filename
 
 
 def validate_labels(y: np.ndarray, *, rows: int) -> np.ndarray:

@@ -6,9 +6,11 @@ The protocol, in order:
    it, choose its input and outputs, and cast the rows to its input type.
 2. At the same time, in three child processes: an imports-only baseline, the
    teacher and the student. Each model child loads its model, predicts every
-   row and records its peak resident memory per phase.
-3. Alone, in one child process: load both models (which already ran once, so
-   a crash there is unlikely) and time them in interleaved rounds.
+   row and records its peak resident memory per phase. The baseline child
+   ends here.
+3. Once both models have predicted every row: the same two model children,
+   with their models still loaded, are timed in interleaved rounds
+   (``model_timing``). Only one of them runs at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from app.errors import EvaluationError
 from app.evaluation.model_forms import ArchiveLimits, ModelForm, open_model
 from app.evaluation.model_inputs import prepare_features
 from app.evaluation.model_predictions import Outputs
-from app.evaluation.model_probe import Child, ProbeSettings, model_failure, run_children
+from app.evaluation.model_probe import ChildProcess, ProbeSettings, model_failure
+from app.evaluation.model_timing import ChildReportedError, Timing, time_models
 from app.evaluation.onnx_models import (
     ModelInfo,
     VersionLimits,
@@ -51,16 +54,6 @@ class ModelPlan:
     choice: OutputChoice | None
     features: np.ndarray
     fixed_batch: int | None
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Timed runs per model, as arrays of shape (rounds, runs per round) in ns."""
-
-    latency: dict[str, np.ndarray]
-    latency_rows: dict[str, int]
-    throughput: dict[str, np.ndarray]
-    throughput_rows: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -115,50 +108,62 @@ def plan_model(
     return ModelPlan(role, form, info, choice, _cast(features, info, role), fixed)
 
 
+CHILDREN = ("baseline", *ROLES)
+
+
 def measure(
-    plans: dict[str, ModelPlan], settings: ProbeSettings, workdir: Path
+    plans: dict[str, ModelPlan],
+    children: dict[str, ChildProcess],
+    settings: ProbeSettings,
+    workdir: Path,
 ) -> Measurement:
-    """Run the baseline and model children, then the timing child.
+    """Probe both models and the baseline in ``children``, then time the models.
+
+    ``children`` are the started children of ``CHILDREN``, by subject.
 
     Raises:
         InputError: a model failed to load or run, or is newer than the
             installed onnxruntime supports.
         EvaluationError: a child crashed, timed out or ran out of memory.
     """
-    specs = {role: _probe_spec(plan, settings, workdir) for role, plan in plans.items()}
+    specs = _probe_specs(plans, settings, workdir)
     formats = sorted({plan.form.format for plan in plans.values()})
-    features_path = workdir / "teacher_x.npy"
-    baseline_spec = {"formats": formats, "features": str(features_path)}
-    children = [Child("baseline", "baseline", baseline_spec)]
-    children += [Child(role, "probe", specs[role]) for role in ROLES]
-    baseline, *reports = run_children(children, settings, workdir)
+    baseline_spec = {"formats": formats, "features": specs["teacher"]["features"]}
+    children["baseline"].send({"command": "baseline", **baseline_spec})
+    for role in ROLES:
+        children[role].send({"command": "probe", **specs[role]})
+    baseline = children["baseline"].receive()
+    children["baseline"].stop()
+    reports = {role: children[role].receive() for role in ROLES}
+    _check_reports(plans, baseline, reports, settings)
+    timing = _time(plans, children, specs, settings)
+    return Measurement(
+        outputs={
+            role: _outputs(plans[role], reports[role], specs[role]) for role in ROLES
+        },
+        memory={role: _memory(reports[role], baseline) for role in ROLES},
+        baseline=baseline,
+        parameters={role: reports[role].get("parameters") for role in ROLES},
+        timing=timing,
+    )
+
+
+def _check_reports(
+    plans: dict[str, ModelPlan],
+    baseline: dict[str, Any],
+    reports: dict[str, dict[str, Any]],
+    settings: ProbeSettings,
+) -> None:
     if baseline["status"] != "ok":
         raise EvaluationError(
             f"the imports-only baseline process failed: {baseline['message']}",
             field="baseline",
             value=baseline["message"],
         )
-    for role, report in zip(ROLES, reports, strict=True):
+    for role in ROLES:
         _check_runtime(plans[role], baseline)
-        if report["status"] != "ok":
-            raise model_failure(role, report, plans[role].form.path, settings)
-    timing = _time(plans, specs, settings, workdir)
-    return Measurement(
-        outputs={
-            role: _outputs(plans[role], report, specs[role])
-            for role, report in zip(ROLES, reports, strict=True)
-        },
-        memory={
-            role: _memory(report, baseline)
-            for role, report in zip(ROLES, reports, strict=True)
-        },
-        baseline=baseline,
-        parameters={
-            role: report.get("parameters")
-            for role, report in zip(ROLES, reports, strict=True)
-        },
-        timing=timing,
-    )
+        if reports[role]["status"] != "ok":
+            raise model_failure(role, reports[role], plans[role].form.path, settings)
 
 
 def _cast(features: np.ndarray, info: ModelInfo, role: str) -> np.ndarray:
@@ -182,11 +187,28 @@ def _torchscript_info(path: Path) -> ModelInfo:
     )
 
 
+def _probe_specs(
+    plans: dict[str, ModelPlan], settings: ProbeSettings, workdir: Path
+) -> dict[str, dict[str, Any]]:
+    """Write each model's rows to a .npy file and describe each probe.
+
+    Rows that both models take unchanged are written once.
+    """
+    written: dict[int, Path] = {}
+    specs = {}
+    for role, plan in plans.items():
+        features_path = written.get(id(plan.features))
+        if features_path is None:
+            features_path = workdir / f"{role}_x.npy"
+            np.save(features_path, plan.features, allow_pickle=False)
+            written[id(plan.features)] = features_path
+        specs[role] = _probe_spec(plan, settings, workdir, features_path)
+    return specs
+
+
 def _probe_spec(
-    plan: ModelPlan, settings: ProbeSettings, workdir: Path
+    plan: ModelPlan, settings: ProbeSettings, workdir: Path, features_path: Path
 ) -> dict[str, Any]:
-    features_path = workdir / f"{plan.role}_x.npy"
-    np.save(features_path, plan.features, allow_pickle=False)
     choice = plan.choice
     return {
         "role": plan.role,
@@ -230,44 +252,17 @@ def _check_runtime(plan: ModelPlan, baseline: dict[str, Any]) -> None:
 
 def _time(
     plans: dict[str, ModelPlan],
+    children: dict[str, ChildProcess],
     specs: dict[str, dict[str, Any]],
     settings: ProbeSettings,
-    workdir: Path,
 ) -> Timing:
-    spec = {
-        "models": [specs[role] for role in ROLES],
-        "seed": settings.seed,
-        "warmup_runs": settings.warmup_runs,
-        "runs_per_round": settings.runs_per_round,
-        "latency_rows": {
-            "min_rounds": settings.min_latency_runs,
-            "max_rounds": settings.max_latency_runs,
-            "budget_s": settings.latency_budget_s,
-        },
-        "throughput_rows": {
-            "min_rounds": min(settings.min_latency_runs, 5),
-            "max_rounds": settings.max_latency_runs,
-            "budget_s": settings.throughput_budget_s,
-        },
-    }
-    (report,) = run_children([Child("timing", "timing", spec)], settings, workdir)
-    if report["status"] != "ok":
-        raise model_failure("timing", report, plans["teacher"].form.path, settings)
-    return Timing(
-        latency=_durations(report["latency"]),
-        latency_rows=dict(zip(ROLES, report["latency"]["batch_rows"], strict=True)),
-        throughput=_durations(report["throughput"]),
-        throughput_rows=dict(
-            zip(ROLES, report["throughput"]["batch_rows"], strict=True)
-        ),
-    )
-
-
-def _durations(section: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {
-        role: np.asarray(runs, dtype=np.int64)
-        for role, runs in zip(ROLES, section["durations_ns"], strict=True)
-    }
+    try:
+        return time_models({role: children[role] for role in ROLES}, specs, settings)
+    except ChildReportedError as error:
+        plan = plans[error.role]
+        raise model_failure(
+            error.role, error.report, plan.form.path, settings
+        ) from None
 
 
 def _outputs(plan: ModelPlan, report: dict[str, Any], spec: dict[str, Any]) -> Outputs:

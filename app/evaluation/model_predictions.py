@@ -81,7 +81,7 @@ def infer_task(
             return _classification_width(teacher, student)
     if reference is None:
         return "classification", "inferred: no labels or scores to read"
-    if _looks_continuous(reference):
+    if looks_continuous(reference):
         return "regression", "inferred: the targets are continuous numbers"
     if _is_zero_one(reference) and all(
         _score_width(outputs) <= 2 for outputs in (teacher, student)
@@ -222,7 +222,7 @@ def _column_classes(columns: np.ndarray, classes: list[Any] | None) -> np.ndarra
     return named
 
 
-def _looks_continuous(values: np.ndarray) -> bool:
+def looks_continuous(values: np.ndarray) -> bool:
     if values.dtype.kind != "f":
         return False
     flat = values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values

@@ -155,6 +155,10 @@ def _accuracy(
     quality.details["accuracy_loss"] = _interval_details(
         estimate, rows, policy.max_accuracy_loss, policy.accuracy_loss_mode
     )
+    quality.details["accuracy_loss"]["method"] = (
+        "union of a paired bootstrap over evaluation rows (2000 resamples, "
+        "seed 0) and Newcombe's paired score interval"
+    )
     quality.details["accuracy_loss"]["discordant_rows"] = {
         "teacher_only_correct": int(
             np.count_nonzero(correct["teacher"] & ~correct["student"])

@@ -56,15 +56,17 @@ def protocol(settings: ProbeSettings) -> dict[str, Any]:
     """Describe how the models were measured, with every setting used."""
     return {
         **asdict(settings),
-        "memory": "peak resident memory (VmHWM) of the model's child minus that "
-        "of an imports-only child, per phase: load, first_run (one batch of "
-        "one row), steady (every row predicted, then the warm-up runs)",
+        "memory": "peak resident memory (VmHWM) of the model's child minus its "
+        "peak once its imports and rows were loaded, per phase: load, "
+        "first_run (one batch of one row), steady (every row predicted, then "
+        "the warm-up runs)",
         "latency": "batch of 1 row (or the model's fixed batch); teacher and "
         "student alternate in rounds of runs_per_round runs, in a random order "
         "per round (seed); the reduction compares the medians over all runs",
         "latency_interval": "95% bootstrap over rounds, 2000 resamples, seed 0",
-        "order": "baseline, teacher and student children run at the same time; "
-        "the timing child runs alone afterwards",
+        "order": "baseline, teacher and student children start at the same "
+        "time and predict at the same time; each model child keeps its model "
+        "loaded for timing, where only one child runs at a time",
     }
 
 

@@ -11,6 +11,9 @@ from app.evaluation.model_stats import (
     accuracy_loss_estimate,
     mcnemar_p_value,
     median_reduction_estimate,
+    paired_loss_interval,
+    resampled_medians,
+    round_counts,
     samples_needed,
     wilson_loss_interval,
 )
@@ -39,10 +42,59 @@ def test_accuracy_loss_estimate_relative_scales() -> None:
     )
 
 
-def test_accuracy_loss_estimate_identical_models_zero_width() -> None:
+def test_accuracy_loss_estimate_identical_models_not_zero_width() -> None:
     teacher = correctness(3, 200, 0.9)
     estimate = accuracy_loss_estimate(teacher, teacher.copy(), relative=False)
-    assert (estimate.value, estimate.low, estimate.high) == (0.0, 0.0, 0.0)
+    assert estimate.value == 0.0
+    assert estimate.low < -0.005
+    assert estimate.high > 0.005
+
+
+@pytest.mark.parametrize("rows", [1, 10])
+def test_accuracy_loss_estimate_tiny_set_is_wide(rows: int) -> None:
+    correct = np.ones(rows, dtype=bool)
+    estimate = accuracy_loss_estimate(correct, correct.copy(), relative=False)
+    # Equals the metrics gate's interval: no row tells the models apart.
+    assert estimate.interval == pytest.approx(wilson_loss_interval(1.0, 1.0, rows))
+    assert estimate.high > 0.2
+    needed = samples_needed(estimate, rows, 0.03)
+    assert needed is not None
+    assert needed > 10 * rows
+
+
+def test_accuracy_loss_estimate_one_row_relative() -> None:
+    correct = np.array([True])
+    estimate = accuracy_loss_estimate(correct, correct.copy(), relative=True)
+    assert estimate.high == pytest.approx(wilson_loss_interval(1.0, 1.0, 1)[1])
+
+
+def test_paired_loss_interval_no_discordant_rows() -> None:
+    rows = 1000
+    low, high = paired_loss_interval(np.ones(rows, bool), np.ones(rows, bool))
+    # The Wilson upper bound of 0 successes in n is z^2 / (n + z^2).
+    z_squared = 1.959963984540054**2
+    assert high == pytest.approx(z_squared / (rows + z_squared))
+    assert low == pytest.approx(-high)
+
+
+def test_paired_loss_interval_narrower_than_unpaired() -> None:
+    teacher = correctness(4, 500, 0.9)
+    student = teacher.copy()
+    student[:10] = ~student[:10]
+    low, high = paired_loss_interval(teacher, student)
+    difference = teacher.mean() - student.mean()
+    unpaired = wilson_loss_interval(teacher.mean(), student.mean(), 500)
+    assert low < difference < high
+    assert high - low < (unpaired[1] - unpaired[0]) / 2
+
+
+def test_paired_loss_interval_covers_bootstrap_spread() -> None:
+    teacher, student = correctness(1, 500, 0.95), correctness(2, 500, 0.93)
+    low, high = paired_loss_interval(teacher, student)
+    estimate = accuracy_loss_estimate(teacher, student, relative=False)
+    # Independent models: the paired interval is close to the bootstrap one.
+    assert low == pytest.approx(estimate.low, abs=0.01)
+    assert high == pytest.approx(estimate.high, abs=0.01)
 
 
 def test_median_reduction_estimate_pairs_rounds() -> None:
@@ -54,6 +106,30 @@ def test_median_reduction_estimate_pairs_rounds() -> None:
     assert estimate.value == pytest.approx(0.8, abs=0.02)
     assert estimate.low <= estimate.value <= estimate.high
     assert estimate == median_reduction_estimate(teacher, student)
+
+
+@pytest.mark.parametrize(
+    ("rounds", "runs", "ties"),
+    [(1, 1, False), (3, 2, True), (7, 4, False), (40, 5, True), (300, 5, False)],
+)
+def test_resampled_medians_equal_numpy_median(
+    rounds: int, runs: int, ties: bool
+) -> None:
+    rng = np.random.default_rng(rounds)
+    if ties:
+        values = rng.integers(0, 20, size=(rounds, runs)).astype(np.float64)
+    else:
+        values = rng.normal(1e6, 1e4, size=(rounds, runs))
+    idx = rng.integers(0, rounds, size=(300, rounds))
+    expected = np.median(values[idx], axis=(1, 2))
+    np.testing.assert_array_equal(
+        resampled_medians(values, round_counts(idx, rounds)), expected
+    )
+
+
+def test_round_counts_count_draws() -> None:
+    idx = np.array([[0, 0, 2], [1, 2, 2]])
+    np.testing.assert_array_equal(round_counts(idx, 3), [[2, 0, 1], [0, 1, 2]])
 
 
 def test_median_reduction_estimate_shape_mismatch() -> None:

@@ -35,7 +35,10 @@ def test_evaluate_predictions_scores_with_labels() -> None:
     assert result.metrics["agreement"] == 1.0
     assert result.metrics["kl_divergence"] == pytest.approx(0.0, abs=1e-4)
     assert check(result, "accuracy_loss").status == "passed"
-    assert check(result, "accuracy_loss").interval == [0.0, 0.0]
+    # Identical predictions on 400 rows still leave a loss of about 1 pp open.
+    low, high = check(result, "accuracy_loss").interval
+    assert -0.03 < low < 0.0
+    assert 0.0 < high < 0.03
     assert check(result, "size_reduction").message == (
         "size not checked: the gate received predictions only"
     )
