@@ -15,13 +15,28 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import InputError
+from app.evaluation.cleaning import DEFAULT_RULES, ListedRows
 from app.evaluation.code_coverage import coverage_retention, read_coverage
+from app.evaluation.coercion import coerce_numeric_columns
 from app.evaluation.data_gate import evaluate_data
+from app.evaluation.image_gate import (
+    check_image_archive,
+    evaluate_images,
+    validate_image_request,
+)
+from app.evaluation.images import read_images
 from app.evaluation.metrics_gate import DataMetrics, ModelMetrics, evaluate_metrics
 from app.evaluation.model_gate import evaluate_model, validate_model_inputs
 from app.evaluation.predictions_gate import evaluate_predictions, read_predictions
-from app.evaluation.readers import read_labelled, read_table
+from app.evaluation.readers import (
+    FORMAT_NAMES,
+    detect_format,
+    read_labelled,
+    read_table,
+    reading_notes,
+)
 from app.evaluation.required import validate_rules
+from app.evaluation.text import text_columns, validate_text_columns
 from app.evaluation.validation import scenario_columns, validate_tables
 from app.policy import Policy
 from app.results import Evaluation
@@ -96,6 +111,7 @@ def _prepare_model(
         filename=dataset.filename,
     )
     teacher, student = artifacts["teacher"].path, artifacts["student"].path
+    filenames = {role: artifacts[role].filename for role in ("teacher", "student")}
     validate_model_inputs(
         teacher,
         student,
@@ -103,6 +119,7 @@ def _prepare_model(
         labels,
         policy=policy,
         allow_torchscript=allow_torchscript,
+        filenames=filenames,
     )
 
     def run() -> Evaluation:
@@ -114,6 +131,7 @@ def _prepare_model(
             policy=policy,
             timeout_s=timeout_s,
             allow_torchscript=allow_torchscript,
+            filenames=filenames,
         )
 
     return run
@@ -171,12 +189,26 @@ def _prepare_tables(
     artifacts: Mapping[str, ArtifactRef],
     policy: Policy,
 ) -> Runner:
+    formats = {
+        role: detect_format(ref.path, field=role, filename=ref.filename)
+        for role, ref in artifacts.items()
+        if role in ("original", "subset")
+    }
+    if "zip" in formats.values():
+        return _prepare_images(request, artifacts, policy, formats)
     tables = {
         role: read_table(
             artifacts[role].path, field=role, filename=artifacts[role].filename
         )
         for role in ("original", "subset")
     }
+    coerced = coerce_numeric_columns(
+        tables["original"],
+        tables["subset"],
+        text_numbers=(formats["original"] == "csv", formats["subset"] == "csv"),
+    )
+    tables = {"original": coerced.original, "subset": coerced.subset}
+    row_rules = (*DEFAULT_RULES, ListedRows("unparsed_number", coerced.invalid_rows()))
     columns = list(request.get("scenario_columns") or [])
     label_column = request.get("label_column") or None
     original = tables["original"]
@@ -187,17 +219,72 @@ def _prepare_tables(
         label_column,
     )
     validate_rules(policy.required_scenarios, list(original.columns))
+    validate_text_columns(
+        text_columns(policy), original, scenario_columns(columns, label_column)
+    )
 
     def run() -> Evaluation:
-        return evaluate_data(
+        evaluation = evaluate_data(
             tables["original"],
             tables["subset"],
+            policy=policy,
+            scenario_columns=columns,
+            label_column=label_column,
+            row_rules=row_rules,
+        )
+        add_reading_notes(evaluation, tables)
+        return evaluation
+
+    return run
+
+
+def _prepare_images(
+    request: Mapping[str, Any],
+    artifacts: Mapping[str, ArtifactRef],
+    policy: Policy,
+    formats: Mapping[str, str],
+) -> Runner:
+    """Check two image archives now and decode their images in the runner."""
+    for role, fmt in formats.items():
+        if fmt != "zip":
+            raise InputError(
+                f"{role} is {FORMAT_NAMES[fmt]} but the other upload is a zip "
+                "archive of images; send both original and subset as image "
+                "archives, or both as tables",
+                field=role,
+                value=artifacts[role].filename,
+            )
+    columns = list(request.get("scenario_columns") or [])
+    label_column = request.get("label_column") or None
+    validate_image_request(columns, label_column, policy)
+    for role in ("original", "subset"):
+        ref = artifacts[role]
+        check_image_archive(ref.path, field=role, filename=ref.filename)
+
+    def run() -> Evaluation:
+        images = {
+            role: read_images(
+                artifacts[role].path, field=role, filename=artifacts[role].filename
+            )
+            for role in ("original", "subset")
+        }
+        return evaluate_images(
+            images["original"],
+            images["subset"],
             policy=policy,
             scenario_columns=columns,
             label_column=label_column,
         )
 
     return run
+
+
+def add_reading_notes(evaluation: Evaluation, tables: Mapping[str, Any]) -> None:
+    """Record in ``details.reader_notes`` what the readers left out of each table."""
+    notes = {role: reading_notes(table) for role, table in tables.items()}
+    notes = {role: found for role, found in notes.items() if found}
+    if notes:
+        evaluation.details["reader_notes"] = notes
 
 
 def _prepare_coverage(artifacts: Mapping[str, ArtifactRef], policy: Policy) -> Runner:

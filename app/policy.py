@@ -142,6 +142,24 @@ class Policy(BaseModel):
         description="Data gate: rows of one scenario closer than this times the "
         "median nearest-neighbour distance are near-duplicates; 0 turns it off.",
     )
+    text_column: str | None = Field(
+        None,
+        min_length=1,
+        description="Data gate: a column of free text, encoded by TF-IDF and "
+        "truncated SVD instead of one-hot categories.",
+    )
+    text_columns: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Data gate: more columns of free text, encoded like text_column.",
+    )
+    pca_components: int | float | None = Field(
+        None,
+        description="Data gate: reduce the features by PCA before coverage is "
+        "measured, to this many components (an integer from 1 to 1000) or to the "
+        "components that explain this fraction of the variance (between 0 and 1); "
+        "unset: no PCA.",
+    )
 
     @field_validator("input_name", "output_name", mode="before")
     @classmethod
@@ -208,6 +226,24 @@ class Policy(BaseModel):
         low, high = value
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError("expected [low, high] with 0 <= low <= high <= 1")
+        return value
+
+    @field_validator("pca_components", mode="before")
+    @classmethod
+    def _check_components(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(
+                f"expected an integer or a fraction, got {type(value).__name__}"
+            )
+        if isinstance(value, int) and not 1 <= value <= 1000:
+            raise ValueError("expected a component count from 1 to 1000")
+        if isinstance(value, float) and not 0.0 < value < 1.0:
+            raise ValueError(
+                "expected a fraction of variance between 0 and 1 (exclusive), or "
+                "an integer component count"
+            )
         return value
 
     @field_validator("resources")

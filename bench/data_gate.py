@@ -3,8 +3,9 @@
 Every figure is a ratio against references run in the same process:
 
 - floor: one float32 matrix product of the cleaned original by the subset, in
-  the same tiles the gate uses (the least work a nearest-subset-row search
-  needs);
+  the same tiles the gate uses (the work of a brute-force nearest-subset-row
+  search, which the gate's cluster-pruned search does less of on clustered
+  data);
 - naive: what a user would write with scikit-learn defaults, NearestNeighbors
   for the k-th neighbour radii and the nearest subset row, and KMeans.
 
@@ -12,6 +13,7 @@ Peak memory is the largest traced allocation (tracemalloc, which numpy reports
 to) during the gate, over the bytes of the input arrays or tables.
 
     .venv/bin/python bench/data_gate.py                 # 100k x 20k, 64 dims
+    .venv/bin/python bench/data_gate.py --case uniform  # same, no clusters
     .venv/bin/python bench/data_gate.py --case tabular  # 50k-row CSV
     .venv/bin/python bench/data_gate.py --case scaling  # 10k..100k rows
     .venv/bin/python bench/data_gate.py --case huge     # 1M x 50k, minutes
@@ -60,11 +62,19 @@ def mixture(rows: int, dims: int, seed: int) -> np.ndarray:
     return (centres[labels].astype(np.float32) + noise).astype(np.float32)
 
 
-def float_tables(rows: int, subset_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build a 64-column float32 original and a uniform random subset of it."""
-    original = pd.DataFrame(
-        mixture(rows, DIMS, SEED), columns=[f"f{i}" for i in range(DIMS)]
-    )
+def float_tables(
+    rows: int, subset_rows: int, *, clustered: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build a 64-column float32 original and a uniform random subset of it.
+
+    The rows come from Gaussian blobs, or without ``clustered`` uniformly from
+    the unit cube, where no cluster can be skipped in a neighbour search.
+    """
+    if clustered:
+        values = mixture(rows, DIMS, SEED)
+    else:
+        values = np.random.default_rng(SEED).random((rows, DIMS), dtype=np.float32)
+    original = pd.DataFrame(values, columns=[f"f{i}" for i in range(DIMS)])
     rng = np.random.default_rng(SEED + 1)
     chosen = np.sort(rng.choice(rows, subset_rows, replace=False))
     return original, original.iloc[chosen].reset_index(drop=True)
@@ -256,13 +266,20 @@ def scaling() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--case", choices=["float", "tabular", "scaling", "huge"], default="float"
+        "--case",
+        choices=["float", "uniform", "tabular", "scaling", "huge"],
+        default="float",
     )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive path")
     args = parser.parse_args()
     if args.case == "float":
         original, subset = float_tables(100_000, 20_000)
         report_case("float32 features", original, subset, naive=not args.no_naive)
+    elif args.case == "uniform":
+        original, subset = float_tables(100_000, 20_000, clustered=False)
+        report_case(
+            "float32 features, uniform", original, subset, naive=not args.no_naive
+        )
     elif args.case == "tabular":
         table = wine_table(50_000)
         buffer = io.StringIO()

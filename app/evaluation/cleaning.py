@@ -24,11 +24,11 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from app.evaluation.cluster_search import cluster_neighbours
 from app.evaluation.clusters import Partition, combine_hash
 from app.evaluation.features import column_kind
 from app.evaluation.neighbours import (
     chunk_rows,
-    neighbours,
     parallel_map,
     row_distances,
     squared_norms,
@@ -84,6 +84,19 @@ class NonFinite:
 
 
 DEFAULT_RULES: tuple[RowRule, ...] = (AllMissing(), NonFinite())
+
+
+class ListedRows:
+    """Rows found invalid before cleaning, such as a number column's text cells."""
+
+    def __init__(self, name: str, rows: np.ndarray) -> None:
+        self.name = name
+        self._rows = rows
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[self._rows] = True
+        return mask
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,7 @@ def near_pass(
     representative = np.arange(len(points))
     if len(points) < 2 or partition is None or ratio <= 0.0:
         return NearPass(None, None, 0, representative)
-    spacing, sampled = _median_spacing(points, seed)
+    spacing, sampled = _median_spacing(points, partition, seed)
     threshold = ratio * spacing
     progress.update(0.2)
     if threshold <= 0.0:
@@ -202,12 +215,14 @@ def near_pass(
     return NearPass(threshold, spacing, sampled, lowest[component])
 
 
-def _median_spacing(points: np.ndarray, seed: int) -> tuple[float, int]:
+def _median_spacing(
+    points: np.ndarray, partition: Partition, seed: int
+) -> tuple[float, int]:
     rows = np.arange(len(points))
     if len(rows) > SPACING_SAMPLE:
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(rows, SPACING_SAMPLE, replace=False))
-    distances, _ = neighbours(points, rows, 1)
+    distances, _ = cluster_neighbours(points, rows, 1, partition)
     return float(np.median(distances[:, 0])), len(rows)
 
 
@@ -220,6 +235,11 @@ def _close_pairs(
     d(y, c) <= d(y, own centre of y) + 2 * radius by the triangle inequality.
     So each cluster's members are compared with its members and with the rows
     of other clusters that pass this test, which finds every close pair.
+
+    NOTE: on data without clusters, such as rows uniform in a 64-dimensional
+    cube, almost every row passes the test for every cluster. The search then
+    compares nearly all pairs, about six times the rest of the gate
+    (bench/data_gate.py --case uniform).
     """
     visitor_rows, visitor_clusters = _visitors(points, partition, radius)
     members = np.argsort(partition.labels, kind="stable")
@@ -293,7 +313,9 @@ def _pairs_within(
     np.multiply(others, -2.0, out=tile[:, :-1])
     tile[:, -1] = norms
     limit = (1.01 * radius) ** 2 + 1e-6
-    step = chunk_rows(len(candidates))
+    # Each block makes a float32 score array and a mask of its size, on each of
+    # the threads at once, so blocks get half the working memory.
+    step = chunk_rows(2 * len(candidates))
     firsts, seconds = [], []
     for start in range(0, len(own), step):
         rows = own[start : start + step]

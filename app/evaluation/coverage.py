@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from app.evaluation.cluster_search import cluster_neighbours
+from app.evaluation.clusters import Partition
 from app.evaluation.neighbours import neighbours
 from app.evaluation.progress import SILENT, Progress
 from app.results import finite_or_none
@@ -87,6 +89,7 @@ def ball_coverage(
     seed: int = 0,
     exact_rows: int = EXACT_ROWS,
     anchor_rows: int = ANCHOR_ROWS,
+    partition: Partition | None = None,
     progress: Progress = SILENT,
 ) -> tuple[BallCoverage, np.ndarray]:
     """Measure the share of cleaned rows with a subset row inside their k-NN ball.
@@ -94,8 +97,10 @@ def ball_coverage(
     ``nearest_distance[i]`` is the distance from cleaned row i to its nearest
     subset row. A row also counts as covered when ``member_kept[i]``: the subset
     contains a row of its duplicate group. Above ``exact_rows`` rows only
-    ``anchor_rows`` sampled rows are measured. Returns the coverage and the
-    k-th neighbour distance of every measured row.
+    ``anchor_rows`` sampled rows are measured. With ``partition``, a clustering
+    of ``points``, the neighbour search skips clusters that cannot contain a
+    neighbour, with the same result. Returns the coverage and the k-th
+    neighbour distance of every measured row.
     """
     rows = len(points)
     anchors = np.arange(rows)
@@ -105,8 +110,13 @@ def ball_coverage(
     k_used = min(k, rows - 1)
     if k_used == 0:
         radius = np.zeros(len(anchors), dtype=np.float32)
-    else:
+    elif partition is None:
         distances, _ = neighbours(points, anchors, k_used, progress=progress)
+        radius = distances[:, -1]
+    else:
+        distances, _ = cluster_neighbours(
+            points, anchors, k_used, partition, progress=progress
+        )
         radius = distances[:, -1]
     covered = (nearest_distance[anchors] <= radius) | member_kept[anchors]
     hits = int(covered.sum())

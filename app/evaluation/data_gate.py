@@ -21,9 +21,10 @@ import pandas as pd
 from app.evaluation.cleaning import DEFAULT_RULES, Cleaning, RowRule, row_hashes
 from app.evaluation.distributions import distribution_distances
 from app.evaluation.feature_checks import FeatureInputs, feature_checks
-from app.evaluation.features import Featuriser
-from app.evaluation.prepare import prepare
+from app.evaluation.features import Featuriser, TableFeaturiser
+from app.evaluation.prepare import NearFinder, prepare
 from app.evaluation.progress import Progress, ProgressFn
+from app.evaluation.reduction import PCAFeaturiser
 from app.evaluation.required import validate_rules
 from app.evaluation.scenario_checks import (
     Part,
@@ -32,6 +33,11 @@ from app.evaluation.scenario_checks import (
     scenario_part,
     skip,
     t_way_part,
+)
+from app.evaluation.text import (
+    TextTableFeaturiser,
+    text_columns,
+    validate_text_columns,
 )
 from app.evaluation.validation import scenario_columns as listed_columns
 from app.evaluation.validation import validate_tables
@@ -48,6 +54,8 @@ def evaluate_data(
     label_column: str | None = None,
     featuriser: Featuriser | None = None,
     row_rules: Sequence[RowRule] = DEFAULT_RULES,
+    row_key: str | None = None,
+    near_finder: NearFinder | None = None,
     progress: ProgressFn | None = None,
 ) -> Evaluation:
     """Measure how well ``subset`` covers ``original`` and gate the result.
@@ -57,7 +65,11 @@ def evaluate_data(
     reason: scenario coverage needs a scenario column, pairwise coverage two,
     and the feature checks a column that is not all missing in the original.
     ``featuriser`` replaces the table encoding (standardised numbers, one-hot
-    categories), and ``row_rules`` the rules that mark invalid rows.
+    categories, and TF-IDF for the policy's text columns), and ``row_rules``
+    the rules that mark invalid rows. With ``policy.pca_components`` the
+    features are reduced by PCA before cleaning and coverage. ``row_key`` names
+    a column that alone decides whether rows are equal (such as a content hash),
+    and ``near_finder`` replaces feature distance for near-duplicates.
     ``progress(stage, fraction)`` is called as stages advance: clean, encode,
     clusters, near_duplicates, scenarios, subset_neighbours, coverage,
     edge_cases, distributions.
@@ -66,25 +78,33 @@ def evaluate_data(
         InputError: a table has no rows, or the column sets differ. Also when
             a named column does not exist, a cell contains a nested value, or a
             column is numeric in one table and not in the other. Also when a
-            required scenario names an unknown column.
+            required scenario names an unknown column, or a text column is
+            missing or not text.
     """
     columns = listed_columns(scenario_columns, label_column)
     validate_tables(original, subset, columns, label_column)
     validate_rules(policy.required_scenarios, list(original.columns))
+    validate_text_columns(text_columns(policy), original, columns)
     subset = subset[list(original.columns)]
     tracker = Progress(progress)
-    hashes = row_hashes(original, subset)
+    if row_key is None:
+        hashes = row_hashes(original, subset)
+    else:
+        hashes = row_hashes(original[[row_key]], subset[[row_key]])
     prepared = prepare(
         original,
         hashes[0],
         columns=columns,
         near_duplicate_ratio=policy.near_duplicate_ratio,
-        featuriser=featuriser,
+        featuriser=_featuriser(featuriser, policy),
         rules=row_rules,
+        near_finder=near_finder,
         progress=tracker,
     )
     cleaning = prepared.cleaning
     report = cleaning.report()
+    if near_finder is not None:
+        report["near_duplicate_rule"] = near_finder.rule
     metrics = _table_metrics(original, subset, report)
     details: dict[str, Any] = {"scenario_columns": columns, "cleaning": report}
     is_valid = cleaning.group >= 0
@@ -118,6 +138,16 @@ def evaluate_data(
     details["distributions"] = _distributions(valid, subset, tracker)
     tracker.done()
     return Evaluation(kind="data", checks=checks, metrics=metrics, details=details)
+
+
+def _featuriser(featuriser: Featuriser | None, policy: Policy) -> Featuriser:
+    """Return the featuriser to use, followed by PCA when the policy sets it."""
+    if featuriser is None:
+        names = text_columns(policy)
+        featuriser = TextTableFeaturiser(names) if names else TableFeaturiser()
+    if policy.pca_components is None:
+        return featuriser
+    return PCAFeaturiser(featuriser, policy.pca_components)
 
 
 def _table_metrics(

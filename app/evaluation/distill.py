@@ -80,7 +80,7 @@ def distill(
     columns = listed_columns(scenario_columns, label_column)
     validate_tables(original, None, columns, label_column)
     validate_rules(policy.required_scenarios, list(original.columns))
-    budget, field = _budget(size, fraction, len(original))
+    budget, field = row_budget(size, fraction, len(original))
     tracker = Progress(progress)
     hashes, _ = row_hashes(original)
     prepared = prepare(
@@ -114,7 +114,12 @@ def distill(
     return DistillResult(subset=subset, indices=indices, evaluation=evaluation)
 
 
-def _budget(size: int | None, fraction: float | None, rows: int) -> tuple[int, str]:
+def row_budget(size: int | None, fraction: float | None, rows: int) -> tuple[int, str]:
+    """Return the rows to choose and the field that set them: size or fraction.
+
+    Raises:
+        InputError: neither or both are given, or the one given is out of range.
+    """
     if (size is None) == (fraction is None):
         raise InputError(
             "pass exactly one of size (a row count) and fraction (of the original's "

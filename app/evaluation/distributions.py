@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import ks_2samp, wasserstein_distance
 
 from app.evaluation.features import category_labels, column_kind, numeric_values
 from app.evaluation.neighbours import parallel_map
@@ -77,14 +76,32 @@ def _numeric(column: str, original: pd.Series, subset: pd.Series) -> dict[str, A
         entry.update(ks=None, wasserstein_over_std=None, effect=0.0)
         entry["note"] = "no finite value in one of the tables"
         return entry
-    ks = float(ks_2samp(first, second).statistic)
+    ks, distance = ks_and_wasserstein(first, second)
     spread = float(first.std())
-    distance = float(wasserstein_distance(first, second))
     relative = distance / spread if spread > 0 else None
     if relative is None:
         entry["note"] = "constant in the original, so no spread to divide by"
     entry.update(ks=ks, wasserstein_over_std=finite_or_none(relative), effect=ks)
     return entry
+
+
+def ks_and_wasserstein(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
+    """Return the two-sample KS statistic and the Wasserstein-1 distance.
+
+    Both come from the gap between the two empirical CDFs over the sorted
+    pooled values: KS is its maximum and Wasserstein-1 its integral. They equal
+    scipy's ``ks_2samp(...).statistic`` and ``wasserstein_distance``, but one
+    sort serves both and no p-value is computed: 1 ms against scipy's 50 ms
+    for two samples of 10,000 values on the machine of docs/benchmarks.md.
+    """
+    first = np.sort(first)
+    second = np.sort(second)
+    pooled = np.sort(np.concatenate([first, second]))
+    first_cdf = np.searchsorted(first, pooled, side="right") / len(first)
+    second_cdf = np.searchsorted(second, pooled, side="right") / len(second)
+    gap = np.abs(first_cdf - second_cdf)
+    # A plain sum, not np.dot: a BLAS call costs more than it saves here.
+    return float(gap.max()), float(np.sum(gap[:-1] * np.diff(pooled)))
 
 
 def _finite(column: pd.Series) -> np.ndarray:

@@ -18,7 +18,7 @@ from joblib import parallel_config
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from app.evaluation.neighbours import workers
+from app.evaluation.neighbours import parallel_map, workers
 from app.evaluation.progress import SILENT, Progress
 
 EDGE_SHARE = 0.05
@@ -63,7 +63,11 @@ def fit_edges(
         rng = np.random.default_rng(seed)
         fit_rows = np.sort(rng.choice(rows, FIT_ROWS, replace=False))
     sample = points[fit_rows]
-    forest = IsolationForest(random_state=seed).fit(sample)
+    forest = IsolationForest(random_state=seed)
+    # The trees are drawn from one seed before they are built, so building
+    # them on threads gives the same forest.
+    with parallel_config(backend="threading", n_jobs=workers()):
+        forest.fit(sample)
     progress.update(0.3)
     lof = LocalOutlierFactor(
         n_neighbors=min(LOF_NEIGHBOURS, len(sample) - 1), novelty=True
@@ -122,10 +126,17 @@ def scores(model: EdgeModel, points: np.ndarray) -> np.ndarray:
 
 
 def _forest_scores(forest: IsolationForest, points: np.ndarray) -> np.ndarray:
-    # scikit-learn scores the trees one after another unless joblib is set to
-    # threads. The trees release the interpreter lock, so threads run in parallel.
-    with parallel_config(backend="threading", n_jobs=workers()):
-        return np.asarray(forest.score_samples(points))
+    # Each thread scores its own rows over every tree, because scikit-learn's
+    # threaded scoring adds the trees up in the order the threads finish, which
+    # changes the last bit of a score from run to run. The trees release the
+    # interpreter lock, so the threads run in parallel.
+    count = max(1, min(workers(), len(points)))
+    parts = np.array_split(np.arange(len(points)), count)
+
+    def score(part: int) -> np.ndarray:
+        return np.asarray(forest.score_samples(points[parts[part]]))
+
+    return np.concatenate(list(parallel_map(score, range(len(parts)))))
 
 
 def _combined(

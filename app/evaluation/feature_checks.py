@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.evaluation.clusters import cluster_view
+from app.evaluation.cluster_search import cluster_nearest
+from app.evaluation.clusters import Partition, cluster_view
 from app.evaluation.coverage import (
     K_RULE,
     BallCoverage,
@@ -74,9 +75,11 @@ def feature_checks(inputs: FeatureInputs, progress: Progress) -> Results:
 
     subset_points = prepared.featuriser.transform(inputs.subset)
     progress.start("subset_neighbours")
-    distance, index = nearest(prepared.points, subset_points, progress=progress)
+    distance, index, subset_labels = _nearest_subset_rows(
+        inputs, subset_points, progress
+    )
     coverage_check, metrics, details = _coverage(inputs, distance, index, progress)
-    cluster_metrics, details["clusters"] = _clusters(inputs, subset_points)
+    cluster_metrics, details["clusters"] = _clusters(inputs, subset_labels)
     metrics.update(cluster_metrics)
     details["feature_columns"] = prepared.featuriser.describe()
     progress.start("edge_cases")
@@ -84,6 +87,31 @@ def feature_checks(inputs: FeatureInputs, progress: Progress) -> Results:
     metrics.update(edge_metrics)
     details.update(edge_details)
     return [coverage_check, edge_check], metrics, details
+
+
+def _nearest_subset_rows(
+    inputs: FeatureInputs, subset_points: np.ndarray, progress: Progress
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Find each cleaned row's nearest subset row, and each subset row's cluster.
+
+    The subset rows are clustered by the original's centres, so the search can
+    skip clusters that cannot contain a row's nearest subset row.
+    """
+    prepared = inputs.prepared
+    assert prepared.points is not None and prepared.partition is not None
+    centres = prepared.partition.centres
+    centre_distances, subset_labels = nearest(subset_points, centres)
+    subset_partition = Partition(
+        prepared.partition.algorithm, centres, subset_labels, centre_distances
+    )
+    distance, index = cluster_nearest(
+        prepared.points,
+        prepared.partition.labels,
+        subset_points,
+        subset_partition,
+        progress=progress,
+    )
+    return distance, index, subset_labels
 
 
 def _no_features_reason(prepared: Prepared) -> str:
@@ -116,6 +144,7 @@ def _coverage(
         member_kept,
         k=k,
         keep_fraction=keep_fraction,
+        partition=prepared.partition,
         progress=progress,
     )
     check = _coverage_check(coverage, policy)
@@ -150,6 +179,13 @@ def _coverage_check(coverage: BallCoverage, policy: Policy) -> Check:
         f"neighbour (random subset of this size: {percent(coverage.baseline)}, "
         f"{'+' if margin >= 0 else ''}{points(margin)} over random)"
     )
+    if coverage.k == 0:
+        # One cleaned row has no neighbour, so it is covered only by its own group.
+        describe = (
+            "feature coverage: the nearest-neighbour test is not applicable "
+            "because the cleaned original has 1 row, and "
+            f"{percent(coverage.fraction)} of cleaned original rows are in the subset"
+        )
     if coverage.interval is None:
         return compare(
             "feature_coverage",
@@ -219,11 +255,10 @@ def _describe_pair(inputs: FeatureInputs) -> Any:
 
 
 def _clusters(
-    inputs: FeatureInputs, subset_points: np.ndarray
+    inputs: FeatureInputs, subset_labels: np.ndarray
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     prepared = inputs.prepared
     assert prepared.partition is not None
-    _, subset_labels = nearest(subset_points, prepared.partition.centres)
     kept = prepared.cleaning.kept
 
     def example(row: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ featuriser (for example one that embeds images) plugs in through ``Featuriser``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -73,11 +74,13 @@ def column_kind(column: pd.Series) -> ColumnKind:
 class TableFeaturiser:
     """Standardised numeric columns followed by one-hot categorical columns.
 
-    Columns that are all missing in the fitted rows are left out. A categorical
-    value the original does not contain encodes as all zeros.
+    Columns that are all missing in the fitted rows are left out, as are the
+    columns named in ``skip``. A categorical value the original does not contain
+    encodes as all zeros.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, skip: Sequence[str] = ()) -> None:
+        self._skip = frozenset(skip)
         self._numeric: list[_Numeric] = []
         self._categorical: list[_Categorical] = []
         self._excluded: list[str] = []
@@ -89,6 +92,8 @@ class TableFeaturiser:
     def fit(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
         self._numeric, self._categorical, self._excluded = [], [], []
         for column in frame.columns:
+            if column in self._skip:
+                continue
             values = frame[column].iloc[rows]
             if bool(values.isna().all()):
                 self._excluded.append(column)

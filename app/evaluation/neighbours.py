@@ -54,15 +54,18 @@ def parallel_map(
 
     numpy releases the interpreter lock in matrix products and array loops, so
     the threads run in parallel. BLAS is held to one thread meanwhile, so the
-    cores are not oversubscribed.
+    cores are not oversubscribed. A single item runs on the calling thread,
+    also with one BLAS thread: the blocks are too small for threaded BLAS to
+    gain, and on a busy machine its threads wait on each other.
     """
     listed = list(items)
-    count = workers()
-    if count == 1 or len(listed) < 2:
-        yield from map(function, listed)
-        return
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(count) as pool:
-        yield from pool.map(function, listed)
+    count = min(workers(), len(listed))
+    with threadpool_limits(1, user_api="blas"):
+        if count <= 1:
+            yield from map(function, listed)
+            return
+        with ThreadPoolExecutor(count) as pool:
+            yield from pool.map(function, listed)
 
 
 def row_distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -112,20 +115,7 @@ def nearest(
 
     def search(start: int) -> None:
         rows = queries[start : start + step]
-        block = with_ones(rows)
-        best = np.full(len(rows), np.inf, dtype=np.float32)
-        found = np.zeros(len(rows), dtype=np.int64)
-        # One buffer per block: a fresh array per tile would cost page faults.
-        buffer = np.empty((len(rows), min(TILE_POINTS, len(points))), np.float32)
-        for first in range(0, len(points), TILE_POINTS):
-            tile = augmented_tile(points, norms, first)
-            scores = buffer[:, : len(tile)]
-            np.matmul(block, tile.T, out=scores)
-            column = scores.argmin(axis=1)
-            value = scores[np.arange(len(rows)), column]
-            better = value < best
-            best[better] = value[better]
-            found[better] = column[better] + first
+        found = nearest_scan(rows, points, norms)
         index[start : start + len(rows)] = found
         distance[start : start + len(rows)] = row_distances(rows, points[found])
 
@@ -135,15 +125,37 @@ def nearest(
     return distance, index
 
 
+def nearest_scan(rows: np.ndarray, points: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Return the index of the nearest point of each row, on the calling thread.
+
+    ``norms`` are the squared norms of ``points``. Ties go to the lowest index.
+    """
+    block = with_ones(rows)
+    best = np.full(len(rows), np.inf, dtype=np.float32)
+    found = np.zeros(len(rows), dtype=np.int64)
+    # One buffer per block: a fresh array per tile would cost page faults.
+    buffer = np.empty((len(rows), min(TILE_POINTS, len(points))), np.float32)
+    for first in range(0, len(points), TILE_POINTS):
+        tile = augmented_tile(points, norms, first)
+        scores = buffer[:, : len(tile)]
+        np.matmul(block, tile.T, out=scores)
+        column = scores.argmin(axis=1)
+        value = scores[np.arange(len(rows)), column]
+        better = value < best
+        best[better] = value[better]
+        found[better] = column[better] + first
+    return found
+
+
 def neighbours(
     points: np.ndarray, rows: np.ndarray, k: int, *, progress: Progress = SILENT
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find the ``k`` nearest other points of the points at positions ``rows``.
 
     Returns distances and indices of shape ``(len(rows), k)``, nearest first. A
-    point is never its own neighbour, but an identical copy of it can be. The
-    distance in the last column is recomputed directly from the two rows, the
-    others come from the float32 products.
+    point is never its own neighbour, but an identical copy of it can be, at
+    distance 0. The float32 products only rank the candidates: every returned
+    distance is recomputed directly from the two rows.
 
     Raises:
         ValueError: ``k`` is not between 1 and ``len(points) - 1``.
@@ -158,7 +170,7 @@ def neighbours(
 
     def search(start: int) -> None:
         batch = rows[start : start + step]
-        top = _TopK(points[batch], batch, k, len(points))
+        top = TopK(points[batch], batch, k, len(points))
         for first in range(0, len(points), TILE_POINTS):
             top.update(augmented_tile(points, norms, first), first)
         found_distances, found = top.result()
@@ -168,11 +180,30 @@ def neighbours(
     starts = range(0, len(rows), step)
     for done, _ in enumerate(parallel_map(search, starts)):
         progress.part(done + 1, len(starts))
-    distances[:, -1] = row_distances(points[rows], points[indices[:, -1]])
-    return distances, indices
+    return exact_distances(points[rows], points, indices)
 
 
-class _TopK:
+def exact_distances(
+    queries: np.ndarray, points: np.ndarray, indices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute each query's neighbour distances from the rows and sort them.
+
+    ``indices[i]`` are the points found for ``queries[i]``. Returns the
+    distances and the indices, nearest first, equal distances in the order
+    they were found.
+    """
+    distances = np.empty(indices.shape, dtype=np.float32)
+    # Column by column, so no (rows, k, columns) array is built.
+    for column in range(indices.shape[1]):
+        distances[:, column] = row_distances(queries, points[indices[:, column]])
+    order = np.argsort(distances, axis=1, kind="stable")
+    return (
+        np.take_along_axis(distances, order, axis=1),
+        np.take_along_axis(indices, order, axis=1),
+    )
+
+
+class TopK:
     """The k best scores of a block of queries, merged tile by tile."""
 
     def __init__(

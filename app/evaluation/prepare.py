@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,19 @@ from app.evaluation.features import Featuriser, TableFeaturiser
 from app.evaluation.neighbours import chunk_rows
 from app.evaluation.progress import SILENT, Progress
 from app.evaluation.scenarios import scenario_ids
+
+
+class NearFinder(Protocol):
+    """A grouping of near-duplicate rows by a measure other than feature distance.
+
+    It is called with the positions in the original of the distinct valid rows
+    and their scenario tuple numbers, and returns a ``NearPass`` like
+    ``near_pass``. ``rule`` describes the measure for the result.
+    """
+
+    rule: str
+
+    def __call__(self, rows: np.ndarray, tuples: np.ndarray) -> NearPass: ...
 
 
 @dataclass(frozen=True)
@@ -49,11 +63,13 @@ def prepare(
     near_duplicate_ratio: float,
     featuriser: Featuriser | None = None,
     rules: Sequence[RowRule] = DEFAULT_RULES,
+    near_finder: NearFinder | None = None,
     progress: Progress = SILENT,
 ) -> Prepared:
     """Drop invalid rows and duplicates from the original and encode the rest.
 
-    ``hashes`` are the original's row hashes from ``row_hashes``.
+    ``hashes`` are the original's row hashes from ``row_hashes``. Near-duplicates
+    are rows close in feature space unless ``near_finder`` groups them.
     """
     featuriser = featuriser if featuriser is not None else TableFeaturiser()
     progress.start("clean")
@@ -73,13 +89,16 @@ def prepare(
     progress.start("clusters")
     clusters = partition(points, progress=progress)
     progress.start("near_duplicates")
-    near = near_pass(
-        points,
-        tuples[exact.distinct],
-        near_duplicate_ratio,
-        clusters,
-        progress=progress,
-    )
+    if near_finder is not None and near_duplicate_ratio > 0.0:
+        near = near_finder(exact.distinct, tuples[exact.distinct])
+    else:
+        near = near_pass(
+            points,
+            tuples[exact.distinct],
+            near_duplicate_ratio,
+            clusters,
+            progress=progress,
+        )
     cleaning = combine(exact, near, near_duplicate_ratio)
     is_kept = near.representative == np.arange(len(points))
     kept_clusters = replace(

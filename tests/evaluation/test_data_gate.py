@@ -314,6 +314,11 @@ def test_evaluate_data_single_row_original() -> None:
     assert evaluation.status == "passed"
     assert check(evaluation, "scenario_coverage").value == 1.0
     assert check(evaluation, "feature_coverage").value == 1.0
+    assert check(evaluation, "feature_coverage").message == (
+        "feature coverage: the nearest-neighbour test is not applicable because "
+        "the cleaned original has 1 row, and 100.0% of cleaned original rows are "
+        "in the subset >= 95.0%"
+    )
     assert evaluation.details["clusters"]["n_clusters"] == 1
     assert check(evaluation, "edge_case_share").message == (
         "edge-case share not measured: the cleaned original has 1 row, fewer than "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import ks_2samp, wasserstein_distance
 
-from app.evaluation.distributions import distribution_distances
+from app.evaluation.distributions import distribution_distances, ks_and_wasserstein
 
 
 def by_column(details: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -51,3 +52,14 @@ def test_distributions_no_finite_values() -> None:
     entry = by_column(distribution_distances(original, subset, ["x"]))["x"]
     assert entry["ks"] is None
     assert entry["note"] == "no finite value in one of the tables"
+
+
+@pytest.mark.parametrize(("first_size", "second_size"), [(1, 1), (50, 7), (3_000, 800)])
+def test_ks_and_wasserstein_match_scipy(first_size: int, second_size: int) -> None:
+    rng = np.random.default_rng(first_size)
+    # Rounding makes ties within and across the samples.
+    first = np.round(rng.normal(size=first_size), 1)
+    second = np.round(rng.normal(0.3, 1.5, size=second_size), 1)
+    ks, distance = ks_and_wasserstein(first, second)
+    assert ks == pytest.approx(ks_2samp(first, second).statistic, abs=1e-12)
+    assert distance == pytest.approx(wasserstein_distance(first, second), rel=1e-9)

@@ -1,0 +1,229 @@
+"""Exact nearest-neighbour searches that skip clusters too far away to matter.
+
+Every point lies within its cluster's radius R_c of the centre c, so by the
+triangle inequality a point of cluster c is at least d(q, c) - R_c from a query
+q. The queries of one cluster are first searched against that cluster's own
+points, which bounds their k-th neighbour distance r. Only clusters with
+d(q, c) - R_c <= r for some query of the group can hold a closer point, and
+only those are searched. The results are the ones ``nearest`` and
+``neighbours`` return, but on clustered data the search reads a small share of
+the points. When the clusters to search hold more than half the points, the
+group is searched in full instead, so data without clusters costs about what a
+full search costs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.evaluation.clusters import Partition
+from app.evaluation.neighbours import (
+    TILE_POINTS,
+    TopK,
+    augmented_tile,
+    exact_distances,
+    nearest,
+    nearest_scan,
+    neighbours,
+    parallel_map,
+    row_distances,
+    squared_norms,
+)
+from app.evaluation.progress import SILENT, Progress
+
+# Share of the points above which a group of queries is searched in full.
+FULL_SEARCH_SHARE = 0.5
+# Slack on the pruning bound. float32 products misplace distances by far less
+# than 1%, so no cluster that contains a true neighbour is skipped.
+RELATIVE_SLACK = 1e-2
+ABSOLUTE_SLACK = 1e-4
+
+
+def cluster_neighbours(
+    points: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    partition: Partition,
+    *,
+    progress: Progress = SILENT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find the ``k`` nearest other points of the points at positions ``rows``.
+
+    ``partition`` clusters ``points``: ``labels[i]`` is the cluster of point i
+    and ``distances[i]`` its distance to that cluster's centre. Returns what
+    ``neighbours(points, rows, k)`` returns: distances and indices of shape
+    ``(len(rows), k)``, nearest first, each distance recomputed from the two
+    rows. Ties between equally distant points may resolve to other indices.
+
+    Raises:
+        ValueError: ``k`` is not between 1 and ``len(points) - 1``.
+    """
+    if not 1 <= k < len(points):
+        raise ValueError(f"k must be between 1 and {len(points) - 1}, got {k}")
+
+    search = _Search(points, partition, k)
+    groups = _groups(partition.labels[rows], partition.n_clusters)
+    distances = np.empty((len(rows), k), dtype=np.float32)
+    indices = np.empty((len(rows), k), dtype=np.int64)
+    full: list[np.ndarray] = []
+
+    def run(group: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return search.group(rows[groups[group]])
+
+    for number, found in enumerate(parallel_map(run, range(len(groups)))):
+        positions = groups[number]
+        if found is None:
+            full.append(positions)
+        else:
+            distances[positions], indices[positions] = found
+        progress.part(number + 1, len(groups))
+    if full:
+        positions = np.concatenate(full)
+        distances[positions], indices[positions] = neighbours(
+            points, rows[positions], k
+        )
+    return exact_distances(points[rows], points, indices)
+
+
+def cluster_nearest(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    points: np.ndarray,
+    partition: Partition,
+    *,
+    progress: Progress = SILENT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find the nearest point of every query row, as ``nearest`` does.
+
+    ``partition`` clusters ``points`` and ``query_labels[i]`` is the cluster of
+    the centre nearest to ``queries[i]``. Returns the float32 distances and
+    the int64 point indices. Ties go to the lowest point index.
+    """
+    search = _Search(points, partition, 1)
+    distance = np.empty(len(queries), dtype=np.float32)
+    index = np.empty(len(queries), dtype=np.int64)
+    groups = _groups(query_labels, partition.n_clusters)
+    searched = np.ones(len(queries), dtype=bool)
+
+    def run(group: int) -> tuple[np.ndarray, np.ndarray] | None:
+        positions = groups[group]
+        block = queries[positions]
+        found = search.nearest_group(block, int(query_labels[positions[0]]))
+        if found is None:
+            return None
+        return row_distances(block, points[found]), found
+
+    for number, result in enumerate(parallel_map(run, range(len(groups)))):
+        if result is None:
+            searched[groups[number]] = False
+        else:
+            distance[groups[number]], index[groups[number]] = result
+        progress.part(number + 1, len(groups))
+    if not searched.all():
+        rest = np.flatnonzero(~searched)
+        distance[rest], index[rest] = nearest(queries[rest], points)
+    return distance, index
+
+
+def _groups(labels: np.ndarray, clusters: int) -> list[np.ndarray]:
+    """Return the positions of each cluster's labels, for clusters that have one."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(clusters + 1))
+    return [
+        order[bounds[c] : bounds[c + 1]]
+        for c in range(clusters)
+        if bounds[c + 1] > bounds[c]
+    ]
+
+
+class _Search:
+    """The partition's members by cluster, and each cluster's radius."""
+
+    def __init__(self, points: np.ndarray, partition: Partition, k: int) -> None:
+        self.points = points
+        self.norms = squared_norms(points)
+        self.k = k
+        self.centres = partition.centres.astype(np.float64)
+        self.labels = partition.labels
+        self.members = np.argsort(partition.labels, kind="stable")
+        self.bounds = np.searchsorted(
+            partition.labels[self.members], np.arange(partition.n_clusters + 1)
+        )
+        self.sizes = np.diff(self.bounds)
+        self.radius = np.zeros(partition.n_clusters, dtype=np.float64)
+        np.maximum.at(self.radius, partition.labels, partition.distances)
+
+    def group(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Find the neighbours of the points ``rows``, all of one cluster.
+
+        Returns None when the clusters to search contain too many points, so the
+        caller searches them in full.
+        """
+        cluster = int(self.labels[rows[0]])
+        own = self._cluster_members(np.array([cluster]))
+        # Each query is a member of its own cluster; that entry must be skipped.
+        position = np.searchsorted(own, rows)
+        top = TopK(self.points[rows], position, self.k, len(self.points))
+        self._scan(top, own, 0)
+        reach = self._kth_distance(top) * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
+        lower = self._centre_distances(self.points[rows]) - self.radius
+        needed = np.asarray((lower <= reach[:, None]).any(axis=0))
+        needed[cluster] = False
+        others = self._cluster_members(np.flatnonzero(needed))
+        if len(own) + len(others) > FULL_SEARCH_SHARE * len(self.points):
+            return None
+        self._scan(top, others, len(own))
+        found_distances, found = top.result()
+        candidates = np.concatenate([own, others])
+        return found_distances, candidates[found]
+
+    def nearest_group(self, queries: np.ndarray, cluster: int) -> np.ndarray | None:
+        """Return the index of each query's nearest point.
+
+        Every query's nearest centre is ``cluster``. Returns None when the
+        clusters to search contain too many points, so the caller searches them
+        in full.
+        """
+        own = self._cluster_members(np.array([cluster]))
+        if len(own) == 0:
+            return None
+        closest = own[nearest_scan(queries, self.points[own], self.norms[own])]
+        reach = row_distances(queries, self.points[closest]).astype(np.float64)
+        reach = reach * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
+        lower = self._centre_distances(queries) - self.radius
+        needed = np.asarray((lower <= reach[:, None]).any(axis=0) & (self.sizes > 0))
+        needed[cluster] = True
+        # One scan over the candidates in index order keeps ties on the lowest.
+        candidates = self._cluster_members(np.flatnonzero(needed))
+        if len(candidates) > FULL_SEARCH_SHARE * len(self.points):
+            return None
+        found = nearest_scan(queries, self.points[candidates], self.norms[candidates])
+        return np.asarray(candidates[found])
+
+    def _cluster_members(self, clusters: np.ndarray) -> np.ndarray:
+        parts = [self.members[self.bounds[c] : self.bounds[c + 1]] for c in clusters]
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        # Sorted, so a query's own position can be found by binary search.
+        return np.sort(np.concatenate(parts))
+
+    def _scan(self, top: TopK, candidates: np.ndarray, offset: int) -> None:
+        if len(candidates) == 0:
+            return
+        gathered = self.points[candidates]
+        norms = self.norms[candidates]
+        for first in range(0, len(candidates), TILE_POINTS):
+            top.update(augmented_tile(gathered, norms, first), offset + first)
+
+    def _kth_distance(self, top: TopK) -> np.ndarray:
+        distances, _ = top.result()
+        return distances[:, -1].astype(np.float64)
+
+    def _centre_distances(self, queries: np.ndarray) -> np.ndarray:
+        queries = queries.astype(np.float64)
+        squared = (
+            np.einsum("ij,ij->i", queries, queries)[:, None]
+            + np.einsum("ij,ij->i", self.centres, self.centres)[None, :]
+            - 2.0 * (queries @ self.centres.T)
+        )
+        return np.asarray(np.sqrt(np.maximum(squared, 0.0)))
