@@ -14,6 +14,9 @@ Its ``[policy]`` table is sent with every gate as the request's policy, so it
 overrides the project's stored policy except for keys the project locks. A
 ``--policy`` file overrides it key by key; ``--server`` and ``--project``
 override the ``[distilgate]`` table.
+
+``--policy`` takes a JSON object itself or the name of a JSON file: a value
+that starts with ``{`` is JSON, anything else is a path.
 """
 
 from __future__ import annotations
@@ -85,12 +88,46 @@ def _parse(document: dict[str, Any], path: Path) -> RepoConfig:
     )
 
 
-def merged_policy(config: RepoConfig, policy_file: Path | None) -> str | None:
-    """Return the policy overrides to send: the file's keys over the config's."""
-    overrides = dict(config.policy)
-    if policy_file is not None:
-        overrides |= _read_policy_file(policy_file)
+_EXAMPLE = "'{\"min_coverage\": 0.9}'"
+
+
+def merged_policy(config: RepoConfig, policy: str | None) -> str | None:
+    """Return the policy overrides to send: ``--policy`` keys over the config's.
+
+    Raises:
+        InputError: ``policy`` is neither a JSON object nor a readable JSON file.
+    """
+    overrides = policy_overrides(config, policy)
     return json.dumps(overrides) if overrides else None
+
+
+def policy_overrides(config: RepoConfig, policy: str | None) -> dict[str, Any]:
+    """Merge the config's ``[policy]`` table and ``--policy``, inline or a file."""
+    overrides = dict(config.policy)
+    if policy is None:
+        return overrides
+    if policy.lstrip().startswith("{"):
+        return overrides | _read_inline_policy(policy)
+    return overrides | _read_policy_file(Path(policy))
+
+
+def _read_inline_policy(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"--policy {text!r} is not valid JSON ({exc.msg} at column "
+            f"{exc.colno}); write an object such as {_EXAMPLE} or give a file name",
+            field="policy",
+            value=text,
+        ) from None
+    if not isinstance(document, dict):
+        raise InputError(
+            f"--policy {text!r} must be a JSON object of threshold overrides",
+            field="policy",
+            value=text,
+        )
+    return document
 
 
 def _read_policy_file(path: Path) -> dict[str, Any]:
@@ -98,7 +135,8 @@ def _read_policy_file(path: Path) -> dict[str, Any]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
-            f"--policy {str(path)!r} cannot be read: {exc}",
+            f"--policy {str(path)!r} cannot be read: {exc}; give the name of a "
+            f"JSON file or the JSON object itself, such as {_EXAMPLE}",
             field="policy",
             value=str(path),
         ) from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -48,8 +50,28 @@ class Client:
         files: dict[str, Path],
         form: dict[str, str],
         policy_text: str | None,
+        *,
+        wait_s: float = POST_WAIT_S,
     ) -> dict[str, Any]:
         """Upload the files of a gate and return the stored result so far."""
+        return self.post_files(
+            f"/api/v1/gates/{kind}", files, form, policy_text, wait_s=wait_s
+        )
+
+    def post_files(
+        self,
+        path: str,
+        files: dict[str, Path],
+        form: dict[str, str],
+        policy_text: str | None,
+        *,
+        wait_s: float = POST_WAIT_S,
+    ) -> dict[str, Any]:
+        """Post files and form fields to ``path`` and return the stored gate so far.
+
+        The server waits up to ``wait_s`` seconds, capped at ``POST_WAIT_S``,
+        for the verdict before it responds.
+        """
         data = dict(form)
         if policy_text is not None:
             data["policy"] = policy_text
@@ -60,18 +82,27 @@ class Client:
             }
             response = self._send(
                 "POST",
-                f"/api/v1/gates/{kind}",
+                path,
                 data=data,
                 files=parts,
-                params={"wait": POST_WAIT_S},
+                params={"wait": min(wait_s, POST_WAIT_S)},
             )
         return _result(response)
 
     def wait(
-        self, result: dict[str, Any], *, timeout_s: float, progress: Progress | None
+        self,
+        result: dict[str, Any],
+        *,
+        timeout_s: float,
+        progress: Progress | None,
+        started: float | None = None,
     ) -> dict[str, Any]:
-        """Long-poll a gate until it is terminal or ``timeout_s`` has passed."""
-        deadline = time.monotonic() + timeout_s
+        """Long-poll a gate until it is terminal or ``timeout_s`` has passed.
+
+        The timeout counts from ``started``, a ``time.monotonic()`` value, or
+        from now. Pass the time taken before the upload to include the upload.
+        """
+        deadline = (time.monotonic() if started is None else started) + timeout_s
         while result["status"] not in TERMINAL:
             if progress is not None:
                 progress(result)
@@ -79,10 +110,10 @@ class Client:
             if remaining <= 0:
                 raise ServerError(
                     f"gate {result['id']} is still {result['status']} after "
-                    f"{timeout_s:.0f} s; raise --wait-timeout or look it up later "
+                    f"{timeout_s:g} s; raise --wait-timeout or look it up later "
                     f"at {self.server}/api/v1/gates/{result['id']}"
                 )
-            wait = min(POLL_WAIT_S, max(int(remaining), 1))
+            wait = min(POLL_WAIT_S, remaining)
             response = self._send(
                 "GET", f"/api/v1/gates/{result['id']}", params={"wait": wait}
             )
@@ -112,6 +143,20 @@ class Client:
                 field="server",
                 value=self.server,
             ) from None
+
+
+def wait_timeout(text: str) -> float:
+    """Parse ``--wait-timeout``: a finite number of seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds >= 0; write for example "
+            "--wait-timeout 600"
+        )
+    return seconds
 
 
 def _result(response: httpx.Response) -> dict[str, Any]:

@@ -7,26 +7,42 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 _STYLES = {
     "passed": "green",
+    "waived": "green",
     "failed": "red",
-    "warning": "yellow",
-    "skipped": "dim",
     "error": "red",
+    "warning": "yellow",
+    "inconclusive": "yellow",
+    "queued": "cyan",
+    "running": "cyan",
+    "skipped": "dim",
 }
+# Used for a status this version does not know, such as one added by a newer server.
+DEFAULT_STYLE = "bold"
+
+
+def styled_status(status: str, *, upper: bool = False) -> Text:
+    """Return ``status`` as text in its style; the text is never parsed as markup."""
+    return Text(status.upper() if upper else status, style=style_of(status))
+
+
+def style_of(status: str) -> str:
+    """Return the terminal style of ``status``, or the default for unknown ones."""
+    return _STYLES.get(status, DEFAULT_STYLE)
 
 
 def print_result(result: dict[str, Any], console: Console | None = None) -> None:
     """Print the verdict line and a table of checks."""
     console = console or Console(highlight=False)
-    status = result["status"]
-    style = _STYLES.get(status, "")
+    status = str(result["status"])
     where = result["project"] + (f"@{result['branch']}" if result.get("branch") else "")
-    console.print(
-        f"{result['kind']} gate [{style}]{status.upper()}[/{style}]  "
-        f"id {result['id']}  project {escape(where)}"
-    )
+    verdict = Text(f"{result['kind']} gate ")
+    verdict.append_text(styled_status(status, upper=True))
+    verdict.append(f"  id {result['id']}  project {where}")
+    console.print(verdict)
     waiver = result.get("waiver")
     if waiver:
         console.print(
@@ -37,18 +53,20 @@ def print_result(result: dict[str, Any], console: Console | None = None) -> None
         previous = result["comparison"]["previous_run"]
         console.print(
             f"[yellow]verdict changed[/yellow]: the previous run of this commit "
-            f"({previous['id']}) was {previous['status']}"
+            f"({escape(str(previous['id']))}) was {escape(str(previous['status']))}"
         )
     if result.get("error"):
-        console.print(f"[red]error:[/red] {escape(result['error'])}")
+        console.print(f"[red]error:[/red] {escape(str(result['error']))}")
+    _print_checks(result["checks"], console)
+
+
+def _print_checks(checks: list[dict[str, Any]], console: Console) -> None:
+    if not checks:
+        return
     table = Table("check", "status", "message", show_lines=False)
-    for check in result["checks"]:
-        check_style = _STYLES.get(check["status"], "")
+    for check in checks:
         name = escape(check["name"]) + (" (advisory)" if check["advisory"] else "")
         table.add_row(
-            name,
-            f"[{check_style}]{check['status']}[/{check_style}]",
-            escape(check["message"]),
+            name, styled_status(str(check["status"])), escape(str(check["message"]))
         )
-    if result["checks"]:
-        console.print(table)
+    console.print(table)

@@ -207,3 +207,63 @@ def test_cli_report_prints_server_report(cli, artifacts, server):
     result = cli("report", body["id"], "--server", server.url, "--format", "junit")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("<?xml")
+
+
+def nan_table(tmp_path):
+    path = tmp_path / "nan.csv"
+    path.write_text("a,b\nnan,nan\nnan,nan\n")
+    return path
+
+
+def test_cli_inconclusive_gate_exits_3(cli, tmp_path):
+    table = nan_table(tmp_path)
+    result = cli("check", "data", "--original", table, "--subset", table)
+    assert result.returncode == 3, result.stderr
+    assert "data gate INCONCLUSIVE" in result.stdout
+    assert "every row of the original is invalid" in result.stdout
+
+
+def test_cli_server_inconclusive_gate_exits_3(cli, server, tmp_path):
+    table = nan_table(tmp_path)
+    args = ["check", "data", "--original", table, "--subset", table]
+    result = cli(*args, "--server", server.url)
+    assert result.returncode == 3, result.stderr
+    assert "data gate INCONCLUSIVE" in result.stdout
+
+
+def test_cli_wait_timeout_bounds_server_wait(cli, artifacts, server):
+    result = cli(*data_args(artifacts), "--server", server.url, "--wait-timeout", 0)
+    assert result.returncode == 2
+    assert "after 0 s; raise --wait-timeout" in result.stderr
+    assert "gate PASSED" not in result.stdout
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "soon"])
+def test_cli_invalid_wait_timeout_exits_2(cli, artifacts, value):
+    result = cli(*data_args(artifacts), "--wait-timeout", value)
+    assert result.returncode == 2
+    assert f"--wait-timeout: {value!r} is not a number of seconds >= 0" in (
+        result.stderr
+    )
+
+
+def test_cli_check_accepts_inline_policy(cli, artifacts):
+    result = cli(*data_args(artifacts), "--policy", '{"min_coverage": 0.95}', "--json")
+    body = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert body["policy"]["min_coverage"] == 0.95
+
+
+def test_cli_check_bad_inline_policy_exits_2(cli, artifacts):
+    result = cli(*data_args(artifacts), "--policy", "{min_coverage: 0.95}")
+    assert result.returncode == 2
+    assert "--policy '{min_coverage: 0.95}' is not valid JSON" in result.stderr
+
+
+def test_cli_missing_policy_file_hints_inline_json(cli, artifacts):
+    result = cli(*data_args(artifacts), "--policy", "strict.json")
+    assert result.returncode == 2
+    assert "--policy 'strict.json' cannot be read" in result.stderr
+    assert "or the JSON object itself, such as '{\"min_coverage\": 0.9}'" in (
+        result.stderr
+    )
