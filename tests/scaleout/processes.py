@@ -53,10 +53,27 @@ def redis_base_url() -> str:
 class WorkerProcess:
     """A `distilgate worker` child process in its own process group."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, pool: str = "prefork"):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        pool: str = "prefork",
+        args: list[str] | None = None,
+    ):
         self.env = env
         self.log_path = log_path
         self.pool = pool
+        # The worker's command-line arguments; by default one process per pool.
+        self.args = args or [
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+        ]
         self.process: subprocess.Popen[bytes] | None = None
         self._log: BinaryIO | None = None
 
@@ -64,8 +81,7 @@ class WorkerProcess:
         """Start the worker and wait until Celery logs that it is ready."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "app.cli.main", "worker"]
-        command += ["--pool", self.pool, "--concurrency", "1", "--loglevel", "INFO"]
+        command = [sys.executable, "-m", "app.cli.main", *self.args]
         self.process = subprocess.Popen(
             command,
             env=self.env,
