@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -30,6 +31,9 @@ MAX_ARRAY_BYTES = 2 * 1024**3
 _TABLE_KINDS = "biufU"
 _NUMERIC_KINDS = "biuf"
 _KIND_NAMES = "numbers (bool, integer, float) or unicode strings"
+
+
+_PYTHON2_HEADER = "Reading `.npy` or `.npz` file required additional header parsing"
 
 
 def read_npy_table(path: Path, field: str, filename: str | None) -> pd.DataFrame:
@@ -127,6 +131,20 @@ def _read_npy(
     array_label: str,
 ) -> np.ndarray:
     """Read one ``.npy`` stream of ``size`` bytes after checking its header."""
+    with warnings.catch_warnings():
+        # NumPy warns when a header was written by Python 2; such a file still
+        # reads correctly, so the warning is not passed on to the client.
+        warnings.filterwarnings("ignore", message=_PYTHON2_HEADER, category=UserWarning)
+        return _read_checked_npy(handle, size, field, filename, array_label)
+
+
+def _read_checked_npy(
+    handle: IO[bytes],
+    size: int,
+    field: str,
+    filename: str | None,
+    array_label: str,
+) -> np.ndarray:
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):

@@ -86,6 +86,21 @@ def test_npy_negative_shape_rejected(tmp_path: Path) -> None:
         read_table(path, field="original", filename="x.npy")
 
 
+def python2_npy(values: list[float]) -> bytes:
+    """Return a version 1.0 ``.npy`` whose header has a Python 2 long, ``3L``."""
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({len(values)}L,), }}"
+    padding = 64 - (10 + len(header) + 1) % 64
+    text = (header + " " * padding + "\n").encode("latin1")
+    prefix = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little")
+    return prefix + text + np.asarray(values, dtype="<f8").tobytes()
+
+
+def test_npy_python2_header_reads(tmp_path: Path) -> None:
+    path = write(tmp_path, "old.npy", python2_npy([1.5, 2.5, 3.5]))
+    table = read_table(path, field="original", filename="old.npy")
+    assert table["f0"].tolist() == [1.5, 2.5, 3.5]
+
+
 @pytest.mark.parametrize(
     ("shape", "error"),
     [(HUGE_SHAPE, PayloadTooLargeError), (BEYOND_FILE_SHAPE, InputError)],
