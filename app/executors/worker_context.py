@@ -1,4 +1,4 @@
-"""What one worker process needs to run gates: database, store and fetcher."""
+"""The database, artifact store and fetcher one worker process uses to run gates."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
-        # Longest first, so a secret that contains another is removed whole.
+        # Sorted by length, longest first, so a secret that contains another is
+        # removed whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:

@@ -131,8 +131,8 @@ class GateRepository:
         """Move a queued gate to running and return its attempt number.
 
         A running gate whose lease expired before ``now`` is claimed again,
-        because the worker that held it stopped renewing it. Returns None when
-        another job holds the gate or it has ended.
+        because the worker that claimed it stopped renewing it. Returns None when
+        another job owns the gate or it has ended.
         """
         lapsed = and_(GateRecord.status == "running", GateRecord.lease_expires_at < now)
         statement = (

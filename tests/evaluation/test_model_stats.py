@@ -54,7 +54,7 @@ def test_accuracy_loss_estimate_identical_models_not_zero_width() -> None:
 def test_accuracy_loss_estimate_tiny_set_is_wide(rows: int) -> None:
     correct = np.ones(rows, dtype=bool)
     estimate = accuracy_loss_estimate(correct, correct.copy(), relative=False)
-    # Equals the metrics gate's interval: no row tells the models apart.
+    # Equals the metrics gate's interval, because no row separates the models.
     assert estimate.interval == pytest.approx(wilson_loss_interval(1.0, 1.0, rows))
     assert estimate.high > 0.2
     needed = samples_needed(estimate, rows, 0.03)

@@ -166,6 +166,7 @@ def test_endless_model_ends_as_error(quick_server: LiveServer, tmp_path: Path) -
             npz(rng.random((20, 64), dtype=np.float32), np.arange(20) % 3),
         ),
     }
+
     started = time.monotonic()
     response = httpx.post(
         f"{quick_server.url}/api/v1/gates/model",
@@ -175,9 +176,11 @@ def test_endless_model_ends_as_error(quick_server: LiveServer, tmp_path: Path) -
     )
     assert response.status_code == 202, response.json()
     location = response.headers["location"]
+
     # The service serves requests while the endless model runs.
     health = httpx.get(f"{quick_server.url}/healthz", timeout=5.0)
     assert health.status_code == 200
+
     result = httpx.get(
         f"{quick_server.url}{location}", params={"wait": 120}, timeout=180.0
     ).json()

@@ -20,7 +20,7 @@ from app.evaluation.code_coverage.builder import MAX_COUNT, FileBuilder, ReportB
 from app.evaluation.code_coverage.model import CoverageReport
 
 EXPECTED_KEYS = ("meta", "files")
-# NOTE: an estimated cap, not a measured one. json.load holds several times
+# NOTE: an estimated cap, not a measured one. json.load keeps several times
 # the file size in memory as Python objects.
 MAX_JSON_BYTES = 256 * 1024**2
 
