@@ -8,7 +8,7 @@ Overhead: the gate's wall time divided by the wall time of the same inference
 work done with bare onnxruntime sessions in this process (same session options;
 load both models, predict every row in batches, the same warm-up runs and the
 same number of timed runs at batch 1 and at the throughput batch). The gate's
-extra cost is starting three child processes and their imports (overlapped
+extra cost is starting two child processes and their imports (overlapped
 with the inspection of the models), the inspection itself (parsing, checking
 and shape inference of each ONNX file), passing commands and rows between
 processes, and the bootstrap intervals. Gate and bare runs alternate

@@ -9,12 +9,11 @@ where ``FD`` is this process's end of a ``multiprocessing`` pipe and
 commands over the pipe, one at a time. Each command is a dict whose
 ``command`` key names it, and the child sends a report for each:
 
-- ``baseline`` imports the same runtimes as the model children and loads the
-  same feature file, but no model. It reports library versions, the newest
-  opset the installed onnxruntime loads and its peak resident memory.
 - ``probe`` loads one model, records peak memory after each phase (``ready``,
   ``load``, ``first_run``, ``steady``), predicts every row in batches and saves
-  labels and scores as ``.npy`` files. The child keeps the model loaded.
+  labels and scores as ``.npy`` files. The child keeps the model loaded. When
+  an ONNX model fails to load, the report adds ``runtime_limits``: the newest
+  opset the installed onnxruntime loads.
 - ``warmup`` runs the probed model ``warmup_runs`` times on a batch of
   ``rows_key`` rows (``latency_rows`` or ``throughput_rows``) and keeps that
   batch.
@@ -22,8 +21,10 @@ commands over the pipe, one at a time. Each command is a dict whose
   time in nanoseconds. The parent alternates these commands between the
   teacher's and the student's child.
 
-The child ends when the pipe closes or a command fails. The parent kills it
-once the gate no longer needs it.
+The child imports numpy and onnxruntime before it reads its first command,
+so that the imports overlap with the parent's inspection of the models. It
+ends when the pipe closes or a command fails. The parent kills it once the gate
+no longer needs it.
 
 Before anything else the child limits its address space, CPU time, file size
 and open files, and cuts itself off the network (``confine``); the report's
@@ -36,6 +37,7 @@ child ends. Any other exit, a signal or a timeout means the child crashed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import resource
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from app.evaluation.model_runtime import Runner
+
+logger = logging.getLogger(__name__)
 
 # Limits applied when the parent's limits leave them out. The largest file a
 # child writes contains the scores of every row: 1 GiB is 134 million float64
@@ -95,6 +99,7 @@ def serve(connection: Connection, limits: dict[str, Any]) -> None:
     # everything the child loads.
     network = confine(limits)
     _die_with_parent()
+    _preload()
     state: dict[str, Any] = {}
     while True:
         try:
@@ -110,7 +115,6 @@ def serve(connection: Connection, limits: dict[str, Any]) -> None:
 
 def _run(command: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     handlers = {
-        "baseline": _baseline,
         "probe": _probe,
         "warmup": _warmup,
         "time": _time,
@@ -206,31 +210,43 @@ def _block_sockets() -> None:
     socket.getaddrinfo = blocked
 
 
-def _baseline(
-    spec: dict[str, Any], report: dict[str, Any], state: dict[str, Any]
-) -> None:
-    import numpy as np
+def _preload() -> None:
+    """Import numpy and onnxruntime, the runtimes most models need.
 
-    from app.evaluation.model_runtime import import_runtime, peak_memory, runtime_limits
+    A failed import is logged here and raised again by the command that needs
+    the runtime, which reports it to the parent.
+    """
+    try:
+        from app.evaluation.model_runtime import import_runtime
 
-    report["versions"] = import_runtime(set(spec["formats"]))
-    np.load(spec["features"], allow_pickle=False)
-    if "onnx" in spec["formats"]:
-        report["runtime_limits"] = runtime_limits()
-    report["memory"] = {"ready": peak_memory()}
+        import_runtime({"onnx"})
+    except ImportError as exc:
+        logger.warning("model_child.preload_failed pid=%d error=%s", os.getpid(), exc)
 
 
 def _probe(spec: dict[str, Any], report: dict[str, Any], state: dict[str, Any]) -> None:
     import numpy as np
 
-    from app.evaluation.model_runtime import import_runtime, load_runner, peak_memory
+    from app.evaluation.model_runtime import (
+        import_runtime,
+        load_runner,
+        peak_memory,
+        runtime_limits,
+    )
 
     report["versions"] = state["versions"] = import_runtime({spec["format"]})
     features = np.load(spec["features"], allow_pickle=False)
     memory: dict[str, Any] = {"ready": peak_memory()}
     report["memory"] = memory
     report["stage"] = "load"
-    runner = load_runner(spec)
+    try:
+        runner = load_runner(spec)
+    except Exception:
+        # The parent names both versions when the model is newer than this
+        # runtime. Asked only on failure: the operator schemas take 6 MB.
+        if spec["format"] == "onnx":
+            report["runtime_limits"] = runtime_limits()
+        raise
     state.update(spec=spec, runner=runner, features=features)
     report["parameters"] = runner.parameters
     memory["load"] = peak_memory()

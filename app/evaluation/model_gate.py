@@ -30,7 +30,6 @@ from app.evaluation.model_checks import (
 )
 from app.evaluation.model_forms import ArchiveLimits
 from app.evaluation.model_measure import (
-    CHILDREN,
     ROLES,
     Measurement,
     ModelPlan,
@@ -97,7 +96,7 @@ def evaluate_model(
         tempfile.TemporaryDirectory(prefix="distilgate-model-") as folder,
         # The children import their runtimes while this process inspects the
         # models. They run nothing until both models pass inspection.
-        started_children(CHILDREN, settings, Path(folder)) as children,
+        started_children(ROLES, settings, Path(folder)) as children,
     ):
         workdir = Path(folder)
         plans = {

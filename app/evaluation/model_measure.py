@@ -4,10 +4,9 @@ The protocol, in order:
 
 1. In this process: recognise each upload's form, inspect it without running
    it, choose its input and outputs, and cast the rows to its input type.
-2. At the same time, in three child processes: an imports-only baseline, the
-   teacher and the student. Each model child loads its model, predicts every
-   row and records its peak resident memory per phase. The baseline child
-   ends here.
+2. At the same time, in two child processes, one per model. Each child
+   imports its runtime while step 1 runs, then loads its model, predicts every
+   row and records its peak resident memory per phase.
 3. Once both models have predicted every row: the same two model children,
    with their models still loaded, are timed in interleaved rounds
    (``model_timing``). Only one of them runs at a time.
@@ -21,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import EvaluationError
 from app.evaluation.model_forms import ArchiveLimits, ModelForm, open_model
 from app.evaluation.model_inputs import prepare_features
 from app.evaluation.model_predictions import Outputs
@@ -61,14 +59,15 @@ class Measurement:
     """Measurements the child processes took of both models.
 
     ``memory`` is, per model and phase, the peak resident memory minus the
-    model child's own peak once its imports were done, in bytes (``None`` where
-    /proc is unreadable). The imports-only child is the fallback baseline.
-    ``parameters`` contains counts that only the runtime reports (TorchScript).
+    model child's own peak once its imports and rows were loaded, in bytes
+    (``None`` where /proc is unreadable). ``versions`` names the libraries the
+    children ran. ``parameters`` contains counts that only the runtime reports
+    (TorchScript).
     """
 
     outputs: dict[str, Outputs]
     memory: dict[str, dict[str, int | None]]
-    baseline: dict[str, Any]
+    versions: dict[str, str]
     parameters: dict[str, int | None]
     timing: Timing
 
@@ -108,18 +107,15 @@ def plan_model(
     return ModelPlan(role, form, info, choice, _cast(features, info, role), fixed)
 
 
-CHILDREN = ("baseline", *ROLES)
-
-
 def measure(
     plans: dict[str, ModelPlan],
     children: dict[str, ChildProcess],
     settings: ProbeSettings,
     workdir: Path,
 ) -> Measurement:
-    """Probe both models and the baseline in ``children``, then time the models.
+    """Probe both models in ``children``, then time them.
 
-    ``children`` are the started children of ``CHILDREN``, by subject.
+    ``children`` are the started children of ``ROLES``, by role.
 
     Raises:
         InputError: a model failed to load or run, or is newer than the
@@ -127,22 +123,17 @@ def measure(
         EvaluationError: a child crashed, timed out or ran out of memory.
     """
     specs = _probe_specs(plans, settings, workdir)
-    formats = sorted({plan.form.format for plan in plans.values()})
-    baseline_spec = {"formats": formats, "features": specs["teacher"]["features"]}
-    children["baseline"].send({"command": "baseline", **baseline_spec})
     for role in ROLES:
         children[role].send({"command": "probe", **specs[role]})
-    baseline = children["baseline"].receive()
-    children["baseline"].stop()
     reports = {role: children[role].receive() for role in ROLES}
-    _check_reports(plans, baseline, reports, settings)
+    _check_reports(plans, reports, settings)
     timing = _time(plans, children, specs, settings)
     return Measurement(
         outputs={
             role: _outputs(plans[role], reports[role], specs[role]) for role in ROLES
         },
-        memory={role: _memory(reports[role], baseline) for role in ROLES},
-        baseline=baseline,
+        memory={role: _memory(reports[role]) for role in ROLES},
+        versions={**reports["teacher"]["versions"], **reports["student"]["versions"]},
         parameters={role: reports[role].get("parameters") for role in ROLES},
         timing=timing,
     )
@@ -150,19 +141,12 @@ def measure(
 
 def _check_reports(
     plans: dict[str, ModelPlan],
-    baseline: dict[str, Any],
     reports: dict[str, dict[str, Any]],
     settings: ProbeSettings,
 ) -> None:
-    if baseline["status"] != "ok":
-        raise EvaluationError(
-            f"the imports-only baseline process failed: {baseline['message']}",
-            field="baseline",
-            value=baseline["message"],
-        )
     for role in ROLES:
-        _check_runtime(plans[role], baseline)
         if reports[role]["status"] != "ok":
+            _check_runtime(plans[role], reports[role])
             raise model_failure(role, reports[role], plans[role].form.path, settings)
 
 
@@ -229,8 +213,9 @@ def _probe_spec(
     }
 
 
-def _check_runtime(plan: ModelPlan, baseline: dict[str, Any]) -> None:
-    limits = baseline.get("runtime_limits")
+def _check_runtime(plan: ModelPlan, report: dict[str, Any]) -> None:
+    """Name both versions when a model failed to load because it is too new."""
+    limits = report.get("runtime_limits")
     if plan.form.format != "onnx" or limits is None:
         return
     import onnx.helper
@@ -240,7 +225,7 @@ def _check_runtime(plan: ModelPlan, baseline: dict[str, Any]) -> None:
     ir_version = max(
         row[1] for row in onnx.helper.VERSION_TABLE if row[2] <= limits["opset"]
     )
-    version = baseline["versions"]["onnxruntime"]
+    version = report["versions"]["onnxruntime"]
     check_versions(
         plan.info,
         plan.form.path,
@@ -273,12 +258,11 @@ def _outputs(plan: ModelPlan, report: dict[str, Any], spec: dict[str, Any]) -> O
     return Outputs(labels, scores, report.get("classes"), prefer)
 
 
-def _memory(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, int | None]:
-    # The child's own peak once its imports are done is the baseline: it has
-    # the same imports as the imports-only child, without the noise of
-    # comparing two processes. The imports-only child is the fallback.
-    own = report["memory"]["ready"]["peak_bytes"]
-    base = own if own is not None else baseline["memory"]["ready"]["peak_bytes"]
+def _memory(report: dict[str, Any]) -> dict[str, int | None]:
+    # The child's own peak once its imports and rows are loaded is the
+    # baseline: at that point it is an imports-only process, and comparing
+    # within one process avoids the noise of comparing two.
+    base = report["memory"]["ready"]["peak_bytes"]
     phases = ("ready", *PHASES)
     result: dict[str, int | None] = {}
     for phase in phases:

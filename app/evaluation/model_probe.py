@@ -110,10 +110,10 @@ class ProbeSettings:
 class ChildProcess:
     """A child process that runs ``model_child`` commands sent over a pipe.
 
-    ``subject`` names the child in messages: ``baseline``, ``teacher`` or
-    ``student``. The child has ``settings.timeout_s`` of wall time for all its
-    commands together, counted from the first command, and the resource limits
-    of ``settings``. Its stderr goes to a file in ``workdir``, so that a crash
+    ``subject`` names the child in messages: ``teacher`` or ``student``. The
+    child has ``settings.timeout_s`` of wall time for all its commands
+    together, counted from the first command, and the resource limits of
+    ``settings``. Its stderr goes to a file in ``workdir``, so that a crash
     report can quote it.
     """
 

@@ -38,7 +38,7 @@ def throughput_summary(runs_ns: np.ndarray, rows: int) -> dict[str, float | int]
 
 def environment(measurement: Measurement) -> dict[str, Any]:
     """Describe where the models were measured: CPU, cores, libraries, settings."""
-    versions = dict(measurement.baseline.get("versions", {}))
+    versions = dict(measurement.versions)
     versions["onnx"] = onnx.__version__
     versions["python"] = platform.python_version()
     return {
@@ -64,9 +64,9 @@ def protocol(settings: ProbeSettings) -> dict[str, Any]:
         "student alternate in rounds of runs_per_round runs, in a random order "
         "per round (seed); the reduction compares the medians over all runs",
         "latency_interval": "95% bootstrap over rounds, 2000 resamples, seed 0",
-        "order": "baseline, teacher and student children start at the same "
-        "time and predict at the same time; each model child keeps its model "
-        "loaded for timing, where only one child runs at a time",
+        "order": "teacher and student children start at the same time and "
+        "predict at the same time; each keeps its model loaded for timing, "
+        "where only one child runs at a time",
     }
 
 

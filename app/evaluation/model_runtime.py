@@ -1,8 +1,7 @@
 """Load and run one model inside a child process: ONNX or TorchScript.
 
 This module runs only in child processes (see ``model_child``). It imports
-onnxruntime or torch when a model needs it, never at import time, so that the
-imports-only baseline child loads exactly what a model child loads.
+onnxruntime or torch when ``import_runtime`` is called, never at import time.
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 
 import onnx
-from onnx import ModelProto, shape_inference
+from onnx import ModelProto, helper, shape_inference
 
 _COUNTED = ("MatMul", "Gemm", "Conv")
+# Initializers up to this many elements keep their values for shape inference.
+_SHAPE_ONLY_ELEMENTS = 1024
 
 Shape = list[int]
 
@@ -48,8 +50,7 @@ def estimate_flops(model: ModelProto, input_name: str) -> tuple[int | None, str]
 
 
 def _inferred_shapes(model: ModelProto, input_name: str) -> dict[str, Shape] | None:
-    copy = ModelProto()
-    copy.CopyFrom(model)
+    copy = _without_weights(model)
     for value in copy.graph.input:
         dims = value.type.tensor_type.shape.dim
         if value.name == input_name and len(dims) > 0:
@@ -72,6 +73,39 @@ def _inferred_shapes(model: ModelProto, input_name: str) -> dict[str, Shape] | N
     for tensor in inferred.graph.initializer:
         shapes[tensor.name] = list(tensor.dims)
     return shapes
+
+
+def _without_weights(model: ModelProto) -> ModelProto:
+    """Copy the model's graph for shape inference, leaving out large weights.
+
+    Shape inference needs the values of small initializers, such as a
+    Reshape's target shape, but only the type and shape of the others. Each
+    initializer of more than ``_SHAPE_ONLY_ELEMENTS`` elements becomes a graph
+    input of its type and shape, so that its data is neither copied nor
+    serialised: for a 21M-parameter model those two copies took longer than
+    the inference. Subgraphs and Constant nodes are copied whole.
+    """
+    source = model.graph
+    copy = ModelProto(ir_version=model.ir_version)
+    copy.opset_import.extend(model.opset_import)
+    copy.functions.extend(model.functions)
+    graph = copy.graph
+    graph.node.extend(source.node)
+    graph.output.extend(source.output)
+    graph.value_info.extend(source.value_info)
+    graph.sparse_initializer.extend(source.sparse_initializer)
+    shape_only: dict[str, onnx.ValueInfoProto] = {}
+    for tensor in source.initializer:
+        if math.prod(tensor.dims) > _SHAPE_ONLY_ELEMENTS:
+            shape_only[tensor.name] = helper.make_tensor_value_info(
+                tensor.name, tensor.data_type, list(tensor.dims)
+            )
+        else:
+            graph.initializer.append(tensor)
+    # Models before IR version 4 list every initializer as an input as well.
+    graph.input.extend(shape_only.pop(item.name, item) for item in source.input)
+    graph.input.extend(shape_only.values())
+    return copy
 
 
 def _static_shape(value: onnx.ValueInfoProto) -> Shape | None:

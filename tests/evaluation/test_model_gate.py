@@ -470,12 +470,12 @@ def test_evaluate_model_timeout_argument(models: Models, digits: Digits) -> None
             models.teacher, models.student, digits.X_test, digits.y_test,
             policy=Policy(), settings=FAST, timeout_s=0.01,
         )  # fmt: skip
-    # The baseline child is waited for first, so its timeout is the one raised.
+    # The teacher's child is waited for first, so its timeout is the one raised.
     assert caught.value.message == (
-        "the baseline process did not finish within 0.01 s and was stopped; "
+        "the teacher model process did not finish within 0.01 s and was stopped; "
         "evaluate on fewer rows or raise the timeout"
     )
-    assert caught.value.field == "baseline"
+    assert caught.value.field == "teacher"
 
 
 def test_child_failure_names_signal() -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 from onnx import TensorProto
 
@@ -28,7 +30,7 @@ SETTINGS = ProbeSettings(
     throughput_budget_s=0.0,
     timeout_s=60.0,
 )
-CHILDREN = ("baseline", "teacher", "student")
+CHILDREN = ("teacher", "student")
 
 
 def probe_spec(model: Path, rows: Path, workdir: Path, role: str) -> dict[str, Any]:
@@ -71,6 +73,7 @@ def test_child_process_probes_then_times_one_model(
         timed = child.request({"command": "time", "runs": 7})
         assert child.process.poll() is None
     assert probe["status"] == "ok"
+    assert "runtime_limits" not in probe
     assert list(probe["memory"]) == ["ready", "load", "first_run", "steady"]
     scores = np.load(tmp_path / "teacher_scores.npy")
     assert scores.shape == (40, 3)
@@ -79,6 +82,24 @@ def test_child_process_probes_then_times_one_model(
     assert len(timed["durations_ns"]) == 7
     assert min(timed["durations_ns"]) > 0
     assert child.process.returncode == -signal.SIGKILL
+
+
+def test_child_process_model_too_new_reports_runtime_opset(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model_path, rows = inputs
+    model = onnx.load(str(model_path))
+    model.opset_import[0].version = 99
+    future = tmp_path / "future.onnx"
+    onnx.save(model, str(future))
+    with started_children(("student",), SETTINGS, tmp_path) as children:
+        report = children["student"].request(
+            probe_spec(future, rows, tmp_path, "student")
+        )
+    assert report["status"] == "error"
+    assert report["stage"] == "load"
+    assert 17 <= report["runtime_limits"]["opset"] < 99
+    assert report["versions"]["onnxruntime"] == onnxruntime.__version__
 
 
 def test_child_process_time_before_probe_reports_error(tmp_path: Path) -> None:
@@ -94,7 +115,7 @@ def test_child_process_killed_child_names_signal(tmp_path: Path) -> None:
     try:
         os.kill(child.process.pid, signal.SIGKILL)
         with pytest.raises(EvaluationError) as caught:
-            child.request({"command": "baseline", "formats": [], "features": ""})
+            child.request({"command": "time", "runs": 1})
     finally:
         child.stop()
     assert caught.value.message.startswith(
@@ -125,8 +146,8 @@ def test_started_children_stops_every_child_on_error(tmp_path: Path) -> None:
     ):
         started.extend(children.values())
         raise RuntimeError("inspection failed")
-    assert len(started) == 3
-    assert [child.process.returncode for child in started] == [-signal.SIGKILL] * 3
+    assert len(started) == 2
+    assert [child.process.returncode for child in started] == [-signal.SIGKILL] * 2
 
 
 def test_time_models_rounds_per_model(
