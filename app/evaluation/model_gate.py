@@ -47,6 +47,7 @@ from app.evaluation.model_report import (
     protocol,
     throughput_summary,
 )
+from app.evaluation.model_spares import SPARES
 from app.evaluation.model_stats import median_reduction_estimate, samples_needed
 from app.evaluation.model_tasks import check_task_fits
 from app.policy import Policy
@@ -96,7 +97,12 @@ def evaluate_model(
         tempfile.TemporaryDirectory(prefix="distilgate-model-") as folder,
         # The children import their runtimes while this process inspects the
         # models. They run nothing until both models pass inspection.
-        started_children(ROLES, settings, Path(folder)) as children,
+        started_children(
+            ROLES,
+            settings,
+            Path(folder),
+            spares=SPARES if settings.spare_children else None,
+        ) as children,
     ):
         workdir = Path(folder)
         plans = {
@@ -113,10 +119,15 @@ def evaluate_model(
         }
         check_task_fits(list(plans.values()), labels, policy)
         measurement = measure(plans, children, settings, workdir)
-    quality = assess_quality(
-        measurement.outputs["teacher"], measurement.outputs["student"], labels, policy
-    )
-    return _evaluation(plans, measurement, quality, policy, settings)
+        # Scored before the children stop, so that the spare children started
+        # then do not compete with this work for the cores.
+        quality = assess_quality(
+            measurement.outputs["teacher"],
+            measurement.outputs["student"],
+            labels,
+            policy,
+        )
+        return _evaluation(plans, measurement, quality, policy, settings)
 
 
 def validate_model_inputs(

@@ -14,6 +14,7 @@ on x86-64 Linux) overlap with that inspection.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -26,14 +27,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Pipe
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import EvaluationError, InputError
+
+if TYPE_CHECKING:
+    from app.evaluation.model_spares import SparePool
 
 logger = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _STDERR_TAIL_CHARS = 600
+# Children of several gates may share a directory (see ``model_spares``).
+_STDERR_NUMBERS = itertools.count()
 # How long a child whose pipe closed may take to exit.
 _EXIT_WAIT_S = 5.0
 _SIGNAL_HINTS = {
@@ -62,6 +68,10 @@ class ProbeSettings:
     predicting and timing), counted from its first command. ``cpu_limit_s``
     (default: the timeout) caps its CPU time with RLIMIT_CPU and
     ``memory_limit_bytes`` (default: none) its address space with RLIMIT_AS.
+
+    With ``spare_children`` a gate takes children started at the end of the
+    previous gate, whose imports are done (see ``model_spares``), and leaves
+    two started children for the next one.
     """
 
     batch_rows: int = 256
@@ -76,6 +86,7 @@ class ProbeSettings:
     memory_limit_bytes: int | None = None
     cpu_limit_s: float | None = None
     seed: int = 0
+    spare_children: bool = True
 
     def __post_init__(self) -> None:
         counts = (
@@ -120,7 +131,7 @@ class ChildProcess:
     def __init__(self, subject: str, settings: ProbeSettings, workdir: Path) -> None:
         self.subject = subject
         self.timeout_s = settings.timeout_s
-        self.stderr_path = workdir / f"stderr_{subject}.txt"
+        self.stderr_path = workdir / f"stderr_{subject}_{next(_STDERR_NUMBERS)}.txt"
         self.connection, child_end = Pipe()
         try:
             self.process = _start(child_end.fileno(), settings, self.stderr_path)
@@ -184,6 +195,11 @@ class ChildProcess:
         self.process.wait()
         self.connection.close()
 
+    def discard(self) -> None:
+        """Stop the child and delete its stderr file."""
+        self.stop()
+        self.stderr_path.unlink(missing_ok=True)
+
     def _crash(self) -> EvaluationError:
         try:
             code: int | None = self.process.wait(_EXIT_WAIT_S)
@@ -206,20 +222,29 @@ class ChildProcess:
 
 @contextmanager
 def started_children(
-    subjects: tuple[str, ...], settings: ProbeSettings, workdir: Path
+    subjects: tuple[str, ...],
+    settings: ProbeSettings,
+    workdir: Path,
+    *,
+    spares: SparePool | None = None,
 ) -> Iterator[dict[str, ChildProcess]]:
     """Start one child per subject and stop them all when the block ends.
 
+    With ``spares``, waiting children are taken from that pool where it has
+    them, and the pool starts replacements when the block ends.
     ``workdir`` must be a private directory.
     """
     children: dict[str, ChildProcess] = {}
     try:
         for subject in subjects:
-            children[subject] = ChildProcess(subject, settings, workdir)
+            spare = spares.take(subject, settings) if spares is not None else None
+            children[subject] = spare or ChildProcess(subject, settings, workdir)
         yield children
     finally:
         for child in children.values():
-            child.stop()
+            child.discard()
+        if spares is not None:
+            spares.refill(subjects, settings)
 
 
 def child_failure(role: str, returncode: int, stderr: str) -> EvaluationError:
