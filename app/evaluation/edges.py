@@ -11,7 +11,10 @@ estimates.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from joblib import parallel_config
@@ -26,6 +29,9 @@ FIT_ROWS = 5_000
 LOF_NEIGHBOURS = 20
 # With fewer rows the top 5% contains no row at all.
 MIN_ROWS = 20
+
+First = TypeVar("First")
+Second = TypeVar("Second")
 
 
 @dataclass(frozen=True)
@@ -63,20 +69,15 @@ def fit_edges(
         rng = np.random.default_rng(seed)
         fit_rows = np.sort(rng.choice(rows, FIT_ROWS, replace=False))
     sample = points[fit_rows]
-    forest = IsolationForest(random_state=seed)
-    # The trees are drawn from one seed before they are built, so building
-    # them on threads gives the same forest.
-    with parallel_config(backend="threading", n_jobs=workers()):
-        forest.fit(sample)
-    progress.update(0.3)
     lof = LocalOutlierFactor(
         n_neighbors=min(LOF_NEIGHBOURS, len(sample) - 1), novelty=True
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        lof.fit(sample)
+        forest, forest_unusual = _together(
+            lambda: _fit_forest(sample, seed), lambda: lof.fit(sample)
+        )[0]
     progress.update(0.7)
-    forest_unusual = -_forest_scores(forest, sample)
     lof_unusual = -lof.negative_outlier_factor_
     forest_reference = np.sort(forest_unusual)
     lof_reference = np.sort(lof_unusual)
@@ -118,11 +119,37 @@ def edge_flags(
 
 def scores(model: EdgeModel, points: np.ndarray) -> np.ndarray:
     """Score rows that were not fitted: the mean rank of both detectors' scores."""
-    forest_unusual = -_forest_scores(model.forest, points)
-    lof_unusual = -model.lof.score_samples(points)
+    forest_unusual, lof_unusual = _together(
+        lambda: -_forest_scores(model.forest, points),
+        lambda: -model.lof.score_samples(points),
+    )
     return _combined(
         model.forest_reference, model.lof_reference, forest_unusual, lof_unusual
     )
+
+
+def _fit_forest(sample: np.ndarray, seed: int) -> tuple[IsolationForest, np.ndarray]:
+    """Fit the isolation forest and return it with the fitted rows' unusualness."""
+    forest = IsolationForest(random_state=seed)
+    # The trees are drawn from one seed before they are built, so building
+    # them on threads gives the same forest.
+    with parallel_config(backend="threading", n_jobs=workers()):
+        forest.fit(sample)
+    return forest, -_forest_scores(forest, sample)
+
+
+def _together(
+    first: Callable[[], First], second: Callable[[], Second]
+) -> tuple[First, Second]:
+    """Run both calls at once and return both results.
+
+    The forest spends most of its time in Python and the local outlier factor
+    in native code that releases the interpreter lock, so the two overlap.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(second)
+        result = first()
+        return result, pending.result()
 
 
 def _forest_scores(forest: IsolationForest, points: np.ndarray) -> np.ndarray:
