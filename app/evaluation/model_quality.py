@@ -5,7 +5,7 @@ metrics. The measured gate and the predictions-only gate share them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -293,7 +293,7 @@ def _error_check(
     quality.details[name] = _interval_details(
         estimate, len(errors["teacher"]), policy.max_accuracy_loss, "relative"
     )
-    return error_increase_check(
+    check = error_increase_check(
         name,
         metric.upper(),
         (teacher_error, quality.metrics[f"student_{metric}"]),
@@ -301,6 +301,11 @@ def _error_check(
         policy,
         task_text,
     )
+    if len(errors["teacher"]) < 2 and check.status == "passed":
+        # One row has no spread, so its interval has zero width.
+        message = f"{check.message}; one evaluation row gives no interval: inconclusive"
+        check = replace(check, status="inconclusive", message=message)
+    return check
 
 
 def _interval_details(

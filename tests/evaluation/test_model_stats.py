@@ -9,9 +9,11 @@ from scipy import stats
 from app.evaluation.metrics_gate import ModelMetrics, evaluate_metrics
 from app.evaluation.model_stats import (
     accuracy_loss_estimate,
+    error_increase_estimate,
     mcnemar_p_value,
     median_reduction_estimate,
     paired_loss_interval,
+    ratio_interval,
     resampled_medians,
     round_counts,
     samples_needed,
@@ -95,6 +97,31 @@ def test_paired_loss_interval_covers_bootstrap_spread() -> None:
     # Independent models: the paired interval is close to the bootstrap one.
     assert low == pytest.approx(estimate.low, abs=0.01)
     assert high == pytest.approx(estimate.high, abs=0.01)
+
+
+def test_ratio_interval_matches_delta_method() -> None:
+    rng = np.random.default_rng(3)
+    teacher = rng.exponential(1.0, 400)
+    student = 1.2 * teacher + rng.normal(0.0, 0.1, 400)
+    low, high = ratio_interval(teacher, student)
+    ratio = student.mean() / teacher.mean()
+    residual = student - ratio * teacher
+    error = residual.std(ddof=1) / (np.sqrt(400) * teacher.mean())
+    assert (low + high) / 2 == pytest.approx(ratio)
+    assert (high - low) / 2 == pytest.approx(stats.t.ppf(0.975, 399) * error)
+    assert ratio_interval(teacher[:1], student[:1]) is None
+
+
+@pytest.mark.parametrize("squared", [False, True], ids=["mae", "rmse"])
+def test_error_increase_estimate_few_rows_wide(squared: bool) -> None:
+    teacher = np.array([1.0, 2.0, 1.5])
+    student = np.array([1.0, 2.1, 1.5])
+    few = error_increase_estimate(teacher, student, squared=squared)
+    bootstrap_only = error_increase_estimate(
+        np.tile(teacher, 200), np.tile(student, 200), squared=squared
+    )
+    assert few.low < few.value < few.high
+    assert few.high - few.low > 5 * (bootstrap_only.high - bootstrap_only.low)
 
 
 def test_median_reduction_estimate_pairs_rounds() -> None:

@@ -116,6 +116,34 @@ def test_evaluate_predictions_regression_inferred() -> None:
     assert check(result, "rmse_increase").status == "failed"
 
 
+def test_evaluate_predictions_regression_one_row_inconclusive() -> None:
+    targets = np.array([1.0])
+    result = evaluate_predictions(
+        np.array([1.5]), np.array([1.5]), targets, policy=Policy(task="regression")
+    )
+    mae = check(result, "accuracy_loss")
+    assert mae.value == 0.0
+    assert mae.status == "inconclusive"
+    assert mae.message.endswith("one evaluation row gives no interval: inconclusive")
+    assert check(result, "rmse_increase").status == "inconclusive"
+
+
+def test_evaluate_predictions_regression_two_rows_inconclusive() -> None:
+    # A bootstrap over two rows spans only their own ratios, -2% to 0%.
+    targets = np.zeros(2)
+    result = evaluate_predictions(
+        np.array([1.0, 1.0]),
+        np.array([0.98, 1.0]),
+        targets,
+        policy=Policy(task="regression"),
+    )
+    mae = check(result, "accuracy_loss")
+    assert mae.value == pytest.approx(-0.01)
+    assert mae.status == "inconclusive"
+    assert mae.interval is not None
+    assert mae.interval[1] > 0.1
+
+
 def test_evaluate_predictions_class_drop_gated() -> None:
     labels = np.repeat(np.arange(3), 40)
     student = labels.copy()
