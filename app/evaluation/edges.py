@@ -21,7 +21,7 @@ from joblib import parallel_config
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from app.evaluation.neighbours import parallel_map, workers
+from app.evaluation.neighbours import chunk_rows, parallel_map, workers
 from app.evaluation.progress import SILENT, Progress
 
 EDGE_SHARE = 0.05
@@ -112,8 +112,11 @@ def edge_flags(
     flags = np.zeros(len(points), dtype=bool)
     flags[known >= 0] = model.fit_flags[known[known >= 0]]
     new = np.flatnonzero(known < 0)
-    if len(new):
-        flags[new] = scores(model, points[new]) > model.threshold
+    # In blocks, so that both detectors' buffers stay within the working memory.
+    step = chunk_rows(points.shape[1])
+    for start in range(0, len(new), step):
+        block = new[start : start + step]
+        flags[block] = scores(model, points[block]) > model.threshold
     return flags
 
 

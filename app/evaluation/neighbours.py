@@ -1,7 +1,7 @@
 """Chunked nearest-neighbour searches on float32 feature rows.
 
 Distances are Euclidean. Candidates are ranked from float32 matrix products in
-blocks of at most 4 MB, so memory stays flat however many rows there are. The
+blocks of at most 2 MB per thread, so memory stays flat however many rows there are. The
 blocks run on one thread per available core, each with a single-threaded BLAS.
 The distance of each reported nearest point is then recomputed directly from
 the two rows, so two identical pairs of rows always get the same distance.
@@ -19,13 +19,13 @@ from threadpoolctl import threadpool_limits
 
 from app.evaluation.progress import SILENT, Progress
 
-WORKING_BYTES = 4 * 2**20
+WORKING_BYTES = 2 * 2**20
 MIN_CHUNK, MAX_CHUNK = 16, 4096
 # Points per tile. A tile of the point side stays in the processor cache while
 # a block of queries streams past it, which keeps the products near full speed.
 TILE_POINTS = 1024
 MAX_WORKERS = 8
-_DENSE_ROWS = 256
+_DENSE_ROWS = 64
 
 Result = TypeVar("Result")
 

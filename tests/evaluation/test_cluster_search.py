@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from app.evaluation import cluster_search
 from app.evaluation.cluster_search import cluster_nearest, cluster_neighbours
 from app.evaluation.clusters import Partition, partition
 from app.evaluation.neighbours import nearest
@@ -48,17 +49,27 @@ def test_cluster_neighbours_uniform_rows_search_in_full() -> None:
     # search, which must give the same neighbours.
     rng = np.random.default_rng(3)
     points = rng.random((3_000, 32), dtype=np.float32)
-    queried = np.arange(0, 3_000, 5)
+    queried = np.arange(0, 3_000, 4)
     distances, _ = cluster_neighbours(points, queried, 5, partition(points))
     assert np.allclose(distances, brute_neighbours(points, queried, 5), atol=1e-4)
 
 
-def test_cluster_neighbours_tiny_clusters() -> None:
+def test_cluster_neighbours_tiny_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
     # Clusters of one or two rows have fewer than k members of their own.
+    # 60 queries in 5 clusters would otherwise be searched in full.
+    monkeypatch.setattr(cluster_search, "MIN_QUERIES_PER_CLUSTER", 0)
     points = blobs(60, 3, seed=1)
     queried = np.arange(60)
     distances, _ = cluster_neighbours(points, queried, 10, partition(points))
     assert np.allclose(distances, brute_neighbours(points, queried, 10), atol=1e-4)
+
+
+def test_cluster_neighbours_few_queries_match_brute_force() -> None:
+    # 100 queries in 45 clusters are searched in full.
+    points = blobs(4_000, 16, seed=2)
+    queried = np.arange(0, 4_000, 40)
+    distances, _ = cluster_neighbours(points, queried, 3, partition(points))
+    assert np.allclose(distances, brute_neighbours(points, queried, 3), atol=1e-4)
 
 
 def test_cluster_neighbours_k_out_of_range() -> None:
