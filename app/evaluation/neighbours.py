@@ -1,8 +1,9 @@
 """Chunked nearest-neighbour searches on float32 feature rows.
 
 Distances are Euclidean. Candidates are ranked from float32 matrix products in
-blocks of at most 2 MB per thread, so memory stays flat however many rows there are. The
-blocks run on one thread per available core, each with a single-threaded BLAS.
+blocks of at most 2 MB per thread, so memory stays flat however many rows there
+are. The blocks run on one thread per available core, each with a single-threaded
+BLAS.
 The distance of each reported nearest point is then recomputed directly from
 the two rows, so two identical pairs of rows always get the same distance.
 """
