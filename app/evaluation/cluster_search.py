@@ -41,6 +41,7 @@ FULL_SEARCH_SHARE = 0.5
 # 256 clusters of 1,000,000 rows pruning took 1.7 s against 3.0 s in full.
 MIN_QUERIES_PER_CLUSTER = 16
 SMALL_SEARCH_PAIRS = 2**26
+MAX_GROUP_ROWS = 2_048
 # Slack on the pruning bound. float32 products misplace distances by far less
 # than 1%, so no cluster that contains a true neighbour is skipped.
 RELATIVE_SLACK = 1e-2
@@ -75,7 +76,7 @@ def cluster_neighbours(
         return neighbours(points, rows, k, progress=progress)
 
     search = _Search(points, partition, k)
-    groups = _groups(partition.labels[rows], partition.n_clusters, _group_rows(points))
+    groups = _groups(partition.labels[rows], partition.n_clusters)
     distances = np.empty((len(rows), k), dtype=np.float32)
     indices = np.empty((len(rows), k), dtype=np.int64)
     full: list[np.ndarray] = []
@@ -115,7 +116,7 @@ def cluster_nearest(
     search = _Search(points, partition, 1)
     distance = np.empty(len(queries), dtype=np.float32)
     index = np.empty(len(queries), dtype=np.int64)
-    groups = _groups(query_labels, partition.n_clusters, _group_rows(points))
+    groups = _groups(query_labels, partition.n_clusters)
     searched = np.ones(len(queries), dtype=bool)
 
     def run(group: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -138,24 +139,19 @@ def cluster_nearest(
     return distance, index
 
 
-def _groups(labels: np.ndarray, clusters: int, most: int) -> list[np.ndarray]:
-    """Return the positions of each cluster's labels, in groups of at most ``most``.
+def _groups(labels: np.ndarray, clusters: int) -> list[np.ndarray]:
+    """Return the positions of each cluster's labels, in groups of at most 2,048.
 
-    Clusters without a label get no group. A group's search holds a block of
-    its rows by a tile of points, so the cap keeps that block within the
-    working memory.
+    Clusters without a label get no group. A group's search copies its rows
+    several times, and the cap bounds those copies.
     """
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(clusters + 1))
     return [
-        order[start : min(start + most, bounds[c + 1])]
+        order[start : min(start + MAX_GROUP_ROWS, bounds[c + 1])]
         for c in range(clusters)
-        for start in range(bounds[c], bounds[c + 1], most)
+        for start in range(bounds[c], bounds[c + 1], MAX_GROUP_ROWS)
     ]
-
-
-def _group_rows(points: np.ndarray) -> int:
-    return chunk_rows(min(TILE_POINTS, len(points)))
 
 
 class _Search:
@@ -188,8 +184,7 @@ class _Search:
         top = TopK(self.points[rows], position, self.k, len(self.points))
         self._scan(top, own, 0)
         reach = self._kth_distance(top) * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
-        lower = self._centre_distances(self.points[rows]) - self.radius
-        needed = np.asarray((lower <= reach[:, None]).any(axis=0))
+        needed = self._reachable(self.points[rows], reach)
         needed[cluster] = False
         others = self._cluster_members(np.flatnonzero(needed))
         if len(own) + len(others) > FULL_SEARCH_SHARE * len(self.points):
@@ -212,8 +207,7 @@ class _Search:
         closest = own[nearest_scan(queries, self.points[own], self.norms[own])]
         reach = row_distances(queries, self.points[closest]).astype(np.float64)
         reach = reach * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
-        lower = self._centre_distances(queries) - self.radius
-        needed = np.asarray((lower <= reach[:, None]).any(axis=0) & (self.sizes > 0))
+        needed = self._reachable(queries, reach) & (self.sizes > 0)
         needed[cluster] = True
         # One scan over the candidates in index order keeps ties on the lowest.
         candidates = self._cluster_members(np.flatnonzero(needed))
@@ -240,6 +234,20 @@ class _Search:
     def _kth_distance(self, top: TopK) -> np.ndarray:
         distances, _ = top.result()
         return distances[:, -1].astype(np.float64)
+
+    def _reachable(self, queries: np.ndarray, reach: np.ndarray) -> np.ndarray:
+        """Mark the clusters that may hold a point within ``reach`` of a query.
+
+        The queries go in blocks, because each block makes float64 arrays of
+        its rows by the clusters.
+        """
+        needed = np.zeros(len(self.radius), dtype=bool)
+        step = chunk_rows(2 * len(self.radius))
+        for start in range(0, len(queries), step):
+            block = queries[start : start + step]
+            lower = self._centre_distances(block) - self.radius
+            needed |= (lower <= reach[start : start + step, None]).any(axis=0)
+        return needed
 
     def _centre_distances(self, queries: np.ndarray) -> np.ndarray:
         queries = queries.astype(np.float64)

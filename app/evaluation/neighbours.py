@@ -130,7 +130,21 @@ def nearest_scan(rows: np.ndarray, points: np.ndarray, norms: np.ndarray) -> np.
     """Return the index of the nearest point of each row, on the calling thread.
 
     ``norms`` are the squared norms of ``points``. Ties go to the lowest index.
+    The rows are scanned in blocks that fit the working memory.
     """
+    step = chunk_rows(min(TILE_POINTS, len(points)))
+    if len(rows) <= step:
+        return _nearest_block(rows, points, norms)
+    parts = [
+        _nearest_block(rows[start : start + step], points, norms)
+        for start in range(0, len(rows), step)
+    ]
+    return np.concatenate(parts)
+
+
+def _nearest_block(
+    rows: np.ndarray, points: np.ndarray, norms: np.ndarray
+) -> np.ndarray:
     block = with_ones(rows)
     best = np.full(len(rows), np.inf, dtype=np.float32)
     found = np.zeros(len(rows), dtype=np.int64)
