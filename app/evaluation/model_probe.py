@@ -14,20 +14,20 @@ on x86-64 Linux) overlap with that inspection.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Pipe
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from app.errors import EvaluationError, InputError
 
@@ -38,8 +38,11 @@ logger = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _STDERR_TAIL_CHARS = 600
-# Children of several gates may share a directory (see ``model_spares``).
-_STDERR_NUMBERS = itertools.count()
+# CPU time a child may spend on its start-up, about 0.3 s for its imports, on
+# top of the timeout. A child that started before the gate's first command has
+# spent it already, and a single-threaded child then reaches the wall-clock
+# timeout, whose message names the setting to raise, before its CPU limit.
+STARTUP_CPU_S = 2.0
 # How long a child whose pipe closed may take to exit.
 _EXIT_WAIT_S = 5.0
 _SIGNAL_HINTS = {
@@ -66,7 +69,8 @@ class ProbeSettings:
 
     Every child gets ``timeout_s`` of wall time for all its work (loading,
     predicting and timing), counted from its first command. ``cpu_limit_s``
-    (default: the timeout) caps its CPU time with RLIMIT_CPU and
+    (default: the timeout plus ``STARTUP_CPU_S``) caps its CPU time with
+    RLIMIT_CPU and
     ``memory_limit_bytes`` (default: none) its address space with RLIMIT_AS.
 
     With ``spare_children`` a gate takes children started at the end of the
@@ -114,7 +118,9 @@ class ProbeSettings:
     @property
     def limits(self) -> dict[str, Any]:
         """The resource limits as the child's spec carries them."""
-        cpu = self.cpu_limit_s if self.cpu_limit_s is not None else self.timeout_s
+        cpu = self.cpu_limit_s
+        if cpu is None:
+            cpu = self.timeout_s + STARTUP_CPU_S
         return {"memory_bytes": self.memory_limit_bytes, "cpu_s": cpu}
 
 
@@ -124,17 +130,19 @@ class ChildProcess:
     ``subject`` names the child in messages: ``teacher`` or ``student``. The
     child has ``settings.timeout_s`` of wall time for all its commands
     together, counted from the first command, and the resource limits of
-    ``settings``. Its stderr goes to a file in ``workdir``, so that a crash
+    ``settings``. Its stderr goes to an unnamed temporary file in ``workdir``,
+    which disappears with the process even when it is killed, so that a crash
     report can quote it.
     """
 
     def __init__(self, subject: str, settings: ProbeSettings, workdir: Path) -> None:
         self.subject = subject
         self.timeout_s = settings.timeout_s
-        self.stderr_path = workdir / f"stderr_{subject}_{next(_STDERR_NUMBERS)}.txt"
+        # Closed by stop(), which every owner of a child calls.
+        self.stderr = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115
         self.connection, child_end = Pipe()
         try:
-            self.process = _start(child_end.fileno(), settings, self.stderr_path)
+            self.process = _start(child_end.fileno(), settings, self.stderr)
         finally:
             child_end.close()
         self.deadline = time.monotonic() + settings.timeout_s
@@ -189,26 +197,26 @@ class ChildProcess:
         return report
 
     def stop(self) -> None:
-        """Kill the child if it still runs and release the pipe."""
+        """Kill the child if it still runs and release the pipe and stderr file."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
         self.connection.close()
+        self.stderr.close()
 
-    def discard(self) -> None:
-        """Stop the child and delete its stderr file."""
-        self.stop()
-        self.stderr_path.unlink(missing_ok=True)
+    def _stderr_tail(self) -> str:
+        # The child shares the file's offset, so seek before reading.
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, self.stderr.tell() - 4 * _STDERR_TAIL_CHARS))
+        return self.stderr.read().decode("utf-8", errors="replace")
 
     def _crash(self) -> EvaluationError:
         try:
             code: int | None = self.process.wait(_EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             code = None
+        stderr = self._stderr_tail()
         self.stop()
-        stderr = ""
-        if self.stderr_path.exists():
-            stderr = self.stderr_path.read_text(encoding="utf-8", errors="replace")
         logger.info(
             "model_child.crashed subject=%s pid=%s exit_code=%s",
             self.subject,
@@ -242,7 +250,7 @@ def started_children(
         yield children
     finally:
         for child in children.values():
-            child.discard()
+            child.stop()
         if spares is not None:
             spares.refill(subjects, settings)
 
@@ -298,7 +306,7 @@ def model_failure(
 
 
 def _start(
-    descriptor: int, settings: ProbeSettings, stderr_path: Path
+    descriptor: int, settings: ProbeSettings, stderr: IO[bytes]
 ) -> subprocess.Popen[bytes]:
     """Start ``model_child`` on the pipe end ``descriptor``, with the limits."""
     env = dict(os.environ)
@@ -310,15 +318,14 @@ def _start(
     command.append(limits)
     # stdout is discarded and stderr goes to a file, because an unread pipe
     # could fill up and block the child while the parent waits on another.
-    with stderr_path.open("wb") as stderr:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-            pass_fds=(descriptor,),
-        )
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=env,
+        pass_fds=(descriptor,),
+    )
 
 
 def _subject(role: str) -> str:

@@ -19,7 +19,6 @@ import atexit
 import json
 import logging
 import queue
-import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -40,7 +39,6 @@ class SparePool:
         self._children: dict[str, ChildProcess] = {}
         self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._folder: Path | None = None
 
     def take(self, subject: str, settings: ProbeSettings) -> ChildProcess | None:
         """Return a waiting child with the limits of ``settings``, or None."""
@@ -57,7 +55,7 @@ class SparePool:
                 child.process.pid,
                 child.process.returncode,
             )
-            child.discard()
+            child.stop()
             return None
         child.subject = subject
         child.timeout_s = settings.timeout_s
@@ -90,11 +88,8 @@ class SparePool:
             thread.join()
         with self._lock:
             children, self._children = list(self._children.values()), {}
-            folder, self._folder = self._folder, None
         for child in children:
-            child.discard()
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+            child.stop()
 
     def _serve(self) -> None:
         while (request := self._requests.get()) is not None:
@@ -117,15 +112,12 @@ class SparePool:
                 stale, self._children = list(self._children.values()), {}
                 self._key = key
         for child in stale:
-            child.discard()
+            child.stop()
+        folder = Path(tempfile.gettempdir())
         with self._lock:
-            if self._folder is None:
-                self._folder = Path(tempfile.mkdtemp(prefix="distilgate-spares-"))
             for subject in subjects:
                 if subject not in self._children:
-                    self._children[subject] = ChildProcess(
-                        subject, settings, self._folder
-                    )
+                    self._children[subject] = ChildProcess(subject, settings, folder)
 
 
 def _limits_key(settings: ProbeSettings) -> str:

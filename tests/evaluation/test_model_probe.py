@@ -125,6 +125,17 @@ def test_child_process_killed_child_names_signal(tmp_path: Path) -> None:
     assert caught.value.field == "student"
 
 
+def test_probe_settings_cpu_limit_covers_startup() -> None:
+    assert ProbeSettings(timeout_s=1.0).limits["cpu_s"] == 3.0
+    assert ProbeSettings(timeout_s=1.0, cpu_limit_s=0.5).limits["cpu_s"] == 0.5
+
+
+def test_child_process_leaves_no_stderr_file(tmp_path: Path) -> None:
+    with started_children(CHILDREN, SETTINGS, tmp_path) as children:
+        assert all(child.process.poll() is None for child in children.values())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_child_process_deadline_stops_child(tmp_path: Path) -> None:
     settings = ProbeSettings(timeout_s=0.5)
     child = ChildProcess("teacher", settings, tmp_path)
