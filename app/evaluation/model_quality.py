@@ -41,6 +41,10 @@ from app.evaluation.model_stats import (
 from app.policy import Policy, Task
 from app.results import Check, finite_or_none, skipped
 
+# A regression gate on fewer rows is at most inconclusive: its intervals come
+# from too few errors to trust.
+MIN_DECISIVE_ROWS = 10
+
 
 @dataclass
 class Quality:
@@ -301,9 +305,14 @@ def _error_check(
         policy,
         task_text,
     )
-    if len(errors["teacher"]) < 2 and check.status == "passed":
-        # One row has no spread, so its interval has zero width.
-        message = f"{check.message}; one evaluation row gives no interval: inconclusive"
+    rows = len(errors["teacher"])
+    if rows < MIN_DECISIVE_ROWS and check.status == "passed":
+        # A few rows with equal errors have no spread, so even the t interval
+        # has zero width there.
+        message = (
+            f"{check.message}; {rows} evaluation rows are too few for a decisive "
+            f"verdict (at least {MIN_DECISIVE_ROWS}): inconclusive"
+        )
         check = replace(check, status="inconclusive", message=message)
     return check
 

@@ -124,7 +124,10 @@ def test_evaluate_predictions_regression_one_row_inconclusive() -> None:
     mae = check(result, "accuracy_loss")
     assert mae.value == 0.0
     assert mae.status == "inconclusive"
-    assert mae.message.endswith("one evaluation row gives no interval: inconclusive")
+    assert mae.message.endswith(
+        "1 evaluation rows are too few for a decisive verdict (at least 10): "
+        "inconclusive"
+    )
     assert check(result, "rmse_increase").status == "inconclusive"
 
 
@@ -142,6 +145,17 @@ def test_evaluate_predictions_regression_two_rows_inconclusive() -> None:
     assert mae.status == "inconclusive"
     assert mae.interval is not None
     assert mae.interval[1] > 0.1
+
+
+def test_evaluate_predictions_regression_equal_errors_inconclusive() -> None:
+    # Constant errors have no spread, so both intervals have zero width.
+    targets = np.arange(4.0)
+    result = evaluate_predictions(
+        targets + 0.3, targets + 0.1, targets, policy=Policy(task="regression")
+    )
+    mae = check(result, "accuracy_loss")
+    assert mae.value == pytest.approx(-2 / 3)
+    assert mae.status == "inconclusive"
 
 
 def test_evaluate_predictions_class_drop_gated() -> None:
