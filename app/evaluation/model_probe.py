@@ -70,8 +70,8 @@ class ProbeSettings:
     Every child gets ``timeout_s`` of wall time for all its work (loading,
     predicting and timing), counted from its first command. ``cpu_limit_s``
     (default: the timeout plus ``STARTUP_CPU_S``) caps its CPU time with
-    RLIMIT_CPU and
-    ``memory_limit_bytes`` (default: none) its address space with RLIMIT_AS.
+    RLIMIT_CPU and ``memory_limit_bytes`` (default: none) its address space
+    with RLIMIT_AS.
 
     With ``spare_children`` a gate takes children started at the end of the
     previous gate, whose imports are done (see ``model_spares``), and leaves
@@ -143,6 +143,10 @@ class ChildProcess:
         self.connection, child_end = Pipe()
         try:
             self.process = _start(child_end.fileno(), settings, self.stderr)
+        except OSError:
+            self.stderr.close()
+            self.connection.close()
+            raise
         finally:
             child_end.close()
         self.deadline = time.monotonic() + settings.timeout_s
