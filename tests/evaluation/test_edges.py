@@ -53,6 +53,24 @@ def test_fit_edges_samples_large_originals() -> None:
     assert flags.mean() == pytest.approx(0.05, abs=0.01)
 
 
+def test_edge_flags_equal_full_scoring() -> None:
+    # New rows skip the outlier factor when their forest rank rules them out.
+    # The flags must still equal those of scoring every row with both detectors.
+    rng = np.random.default_rng(2)
+    points = rng.standard_t(3, size=(7_000, 4)).astype(np.float32)
+    model = fit_edges(points)
+    assert model is not None
+    forest_unusual = -model.forest.score_samples(points)
+    lof_unusual = -model.lof.score_samples(points)
+    fitted = len(model.fit_rows)
+    ranks = np.searchsorted(model.forest_reference, forest_unusual, side="right")
+    ranks += np.searchsorted(model.lof_reference, lof_unusual, side="right")
+    expected = ranks / (2.0 * fitted) > model.threshold
+    flags = edge_flags(model, points, np.full(len(points), -1))
+    assert flags.tolist() == expected.tolist()
+    assert 0.02 < flags.mean() < 0.10
+
+
 def central_wine(count: int) -> pd.DataFrame:
     wine = load_wine(as_frame=True).frame
     features = wine.drop(columns="target")
