@@ -10,13 +10,14 @@ the two rows, so two identical pairs of rows always get the same distance.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from app.evaluation.progress import SILENT, Progress
 
@@ -61,12 +62,22 @@ def parallel_map(
     """
     listed = list(items)
     count = min(workers(), len(listed))
-    with threadpool_limits(1, user_api="blas"):
+    with _blas_libraries().limit(limits=1, user_api="blas"):
         if count <= 1:
             yield from map(function, listed)
             return
         with ThreadPoolExecutor(count) as pool:
             yield from pool.map(function, listed)
+
+
+@functools.cache
+def _blas_libraries() -> ThreadpoolController:
+    """Find the loaded BLAS libraries once, numpy's among them.
+
+    ``threadpool_limits`` searches the process's libraries on every call, which
+    took 2.4 ms, and a gate makes dozens of calls.
+    """
+    return ThreadpoolController()
 
 
 def row_distances(first: np.ndarray, second: np.ndarray) -> np.ndarray:
