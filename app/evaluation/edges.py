@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from app.evaluation.neighbours import chunk_rows, parallel_map, workers
+from app.evaluation.neighbours import block_rows, chunk_rows, parallel_map
 from app.evaluation.progress import SILENT, Progress
 
 EDGE_SHARE = 0.05
@@ -111,16 +111,13 @@ def edge_flags(
     flags = np.zeros(len(points), dtype=bool)
     flags[known >= 0] = model.fit_flags[known[known >= 0]]
     new = np.flatnonzero(known < 0)
-    # In blocks, so that both detectors' buffers stay within the working memory.
-    step = chunk_rows(points.shape[1])
-    for start in range(0, len(new), step):
-        block = new[start : start + step]
-        flags[block] = _new_flags(model, points[block])
+    if len(new):
+        flags[new] = _new_flags(model, points, new)
     return flags
 
 
-def _new_flags(model: EdgeModel, points: np.ndarray) -> np.ndarray:
-    """Flag rows that were not fitted by the mean rank of both detectors.
+def _new_flags(model: EdgeModel, points: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Flag the rows ``rows`` of ``points``, which were not fitted.
 
     The forest scores every row. A row's outlier-factor rank is at most 1, so a
     row whose forest rank keeps its mean at or below the threshold even then
@@ -128,22 +125,26 @@ def _new_flags(model: EdgeModel, points: np.ndarray) -> np.ndarray:
     which needs their nearest fitted rows: on the wine bench table, 13% of
     them.
     """
-    forest_unusual = -_forest_scores(model.forest, points)
-    highest = np.full(len(points), np.inf)
+    forest_unusual = -_forest_scores(model.forest, points, rows)
+    highest = np.full(len(rows), np.inf)
     best_case = _combined(
         model.forest_reference, model.lof_reference, forest_unusual, highest
     )
     open_rows = np.flatnonzero(best_case > model.threshold)
-    flags = np.zeros(len(points), dtype=bool)
-    if len(open_rows):
-        lof_unusual = -model.lof.score_samples(points[open_rows])
+    flags = np.zeros(len(rows), dtype=bool)
+    # In blocks, so that the outlier factor's buffers stay within the working
+    # memory.
+    step = chunk_rows(points.shape[1])
+    for start in range(0, len(open_rows), step):
+        block = open_rows[start : start + step]
+        lof_unusual = -model.lof.score_samples(points[rows[block]])
         combined = _combined(
             model.forest_reference,
             model.lof_reference,
-            forest_unusual[open_rows],
+            forest_unusual[block],
             lof_unusual,
         )
-        flags[open_rows] = combined > model.threshold
+        flags[block] = combined > model.threshold
     return flags
 
 
@@ -153,7 +154,7 @@ def _fit_forest(sample: np.ndarray, seed: int) -> tuple[IsolationForest, np.ndar
     # On one thread: each tree is small, and building them on threads spends
     # more time waiting for the interpreter lock than it saves.
     forest.fit(sample)
-    return forest, -_forest_scores(forest, sample)
+    return forest, -_forest_scores(forest, sample, np.arange(len(sample)))
 
 
 def _together(
@@ -170,18 +171,23 @@ def _together(
         return result, pending.result()
 
 
-def _forest_scores(forest: IsolationForest, points: np.ndarray) -> np.ndarray:
-    # Each thread scores its own rows over every tree, because scikit-learn's
-    # threaded scoring adds the trees up in the order the threads finish, which
-    # changes the last bit of a score from run to run. The trees release the
-    # interpreter lock, so the threads run in parallel.
-    count = max(1, min(workers(), len(points)))
-    parts = np.array_split(np.arange(len(points)), count)
+def _forest_scores(
+    forest: IsolationForest, points: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Score the rows ``rows`` of ``points`` with the forest, in blocks.
 
-    def score(part: int) -> np.ndarray:
-        return np.asarray(forest.score_samples(points[parts[part]]))
+    Each block is scored over every tree on one thread, because scikit-learn's
+    threaded scoring adds the trees up in the order the threads finish, which
+    changes the last bit of a score from run to run. The trees release the
+    interpreter lock, so the threads run in parallel. Blocks are as large as
+    the working memory allows: each call costs about 10 ms whatever its size.
+    """
+    step = block_rows(len(rows), points.shape[1])
 
-    return np.concatenate(list(parallel_map(score, range(len(parts)))))
+    def score(start: int) -> np.ndarray:
+        return np.asarray(forest.score_samples(points[rows[start : start + step]]))
+
+    return np.concatenate(list(parallel_map(score, range(0, len(rows), step))))
 
 
 def _combined(
