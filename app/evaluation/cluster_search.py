@@ -19,10 +19,11 @@ import numpy as np
 from app.evaluation.clusters import Partition
 from app.evaluation.neighbours import (
     TILE_POINTS,
+    WORKING_BYTES,
     TopK,
-    augmented_tile,
     chunk_rows,
     exact_distances,
+    gathered_tile,
     nearest,
     nearest_scan,
     neighbours,
@@ -181,15 +182,16 @@ class _Search:
         own = self._cluster_members(np.array([cluster]))
         # Each query is a member of its own cluster; that entry must be skipped.
         position = np.searchsorted(own, rows)
-        top = TopK(self.points[rows], position, self.k, len(self.points))
-        self._scan(top, own, 0)
+        width = self._tile_width(len(rows))
+        top = TopK(self.points[rows], position, self.k, width)
+        self._scan(top, own, 0, width)
         reach = self._kth_distance(top) * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
         needed = self._reachable(self.points[rows], reach)
         needed[cluster] = False
         others = self._cluster_members(np.flatnonzero(needed))
         if len(own) + len(others) > FULL_SEARCH_SHARE * len(self.points):
             return None
-        self._scan(top, others, len(own))
+        self._scan(top, others, len(own), width)
         found_distances, found = top.result()
         candidates = np.concatenate([own, others])
         return found_distances, candidates[found]
@@ -223,13 +225,23 @@ class _Search:
         # Sorted, so a query's own position can be found by binary search.
         return np.sort(np.concatenate(parts))
 
-    def _scan(self, top: TopK, candidates: np.ndarray, offset: int) -> None:
-        if len(candidates) == 0:
-            return
-        gathered = self.points[candidates]
-        norms = self.norms[candidates]
-        for first in range(0, len(candidates), TILE_POINTS):
-            top.update(augmented_tile(gathered, norms, first), offset + first)
+    def _tile_width(self, queries: int) -> int:
+        """Return the points per tile for a group of ``queries``.
+
+        A group of few queries scans wider tiles, so that fewer merges are
+        needed. A tile and the queries' scores against it stay within the
+        working memory, and a tile is never narrower than ``TILE_POINTS``.
+        """
+        tile_bytes = 4 * (int(self.points.shape[1]) + 1)
+        score_bytes = 5 * queries
+        return max(TILE_POINTS, WORKING_BYTES // (tile_bytes + score_bytes))
+
+    def _scan(self, top: TopK, candidates: np.ndarray, offset: int, width: int) -> None:
+        # Each tile is gathered on its own, so no copy of all the candidates is
+        # made.
+        for first in range(0, len(candidates), width):
+            rows = candidates[first : first + width]
+            top.update(gathered_tile(self.points, self.norms, rows), offset + first)
 
     def _kth_distance(self, top: TopK) -> np.ndarray:
         distances, _ = top.result()

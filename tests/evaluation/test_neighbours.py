@@ -33,7 +33,9 @@ def test_nearest_exact_copy_has_zero_distance() -> None:
     assert index.tolist() == [5, 1_500]
 
 
-@pytest.mark.parametrize(("rows", "k"), [(30, 5), (3_000, 7), (2_100, 40)])
+@pytest.mark.parametrize(
+    ("rows", "k"), [(30, 1), (30, 5), (3_000, 1), (3_000, 7), (2_100, 40)]
+)
 def test_neighbours_match_brute_force(rows: int, k: int) -> None:
     rng = np.random.default_rng(k)
     points = rng.normal(size=(rows, 12)).astype(np.float32)
