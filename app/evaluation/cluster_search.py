@@ -5,7 +5,9 @@ triangle inequality a point of cluster c is at least d(q, c) - R_c from a query
 q. The queries of one cluster are first searched against that cluster's own
 points, which bounds their k-th neighbour distance r. Only clusters with
 d(q, c) - R_c <= r for some query of the group can hold a closer point, and
-only those are searched. The results are the ones ``nearest`` and
+only those are searched. Within them, a point p is also at least
+|d(q, c) - d(p, c)| from q, so only the shell of points whose distance to the
+centre is within r of some query's is read. The results are the ones ``nearest`` and
 ``neighbours`` return, but on clustered data the search reads a small share of
 the points. When the clusters to search hold more than half the points, the
 group is searched in full instead, so data without clusters costs about what a
@@ -13,6 +15,8 @@ full search costs.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -155,6 +159,15 @@ def _groups(labels: np.ndarray, clusters: int) -> list[np.ndarray]:
     ]
 
 
+@dataclass
+class _Shells:
+    """The clusters to search and, per cluster, the range of member distances."""
+
+    needed: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
 class _Search:
     """The partition's members by cluster, and each cluster's radius."""
 
@@ -164,13 +177,19 @@ class _Search:
         self.k = k
         self.centres = partition.centres.astype(np.float64)
         self.labels = partition.labels
-        self.members = np.argsort(partition.labels, kind="stable")
+        # Members by cluster, and within a cluster by distance to the centre.
+        self.members = np.lexsort((partition.distances, partition.labels))
         self.bounds = np.searchsorted(
             partition.labels[self.members], np.arange(partition.n_clusters + 1)
         )
         self.sizes = np.diff(self.bounds)
         self.radius = np.zeros(partition.n_clusters, dtype=np.float64)
         np.maximum.at(self.radius, partition.labels, partition.distances)
+        # One increasing key per member: its cluster times a span wider than
+        # any radius, plus its distance, so one binary search finds a shell.
+        self.span = float(self.radius.max()) + 1.0
+        self.keys = partition.labels[self.members] * self.span
+        self.keys += partition.distances[self.members].astype(np.float64)
 
     def group(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Find the neighbours of the points ``rows``, all of one cluster.
@@ -179,16 +198,16 @@ class _Search:
         caller searches them in full.
         """
         cluster = int(self.labels[rows[0]])
-        own = self._cluster_members(np.array([cluster]))
+        own = self._cluster_members(cluster)
         # Each query is a member of its own cluster; that entry must be skipped.
         position = np.searchsorted(own, rows)
         width = self._tile_width(len(rows))
         top = TopK(self.points[rows], position, self.k, width)
         self._scan(top, own, 0, width)
         reach = self._kth_distance(top) * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
-        needed = self._reachable(self.points[rows], reach)
-        needed[cluster] = False
-        others = self._cluster_members(np.flatnonzero(needed))
+        shells = self._reachable(self.points[rows], reach)
+        shells.needed[cluster] = False
+        others = self._shell_members(shells)
         if len(own) + len(others) > FULL_SEARCH_SHARE * len(self.points):
             return None
         self._scan(top, others, len(own), width)
@@ -203,27 +222,25 @@ class _Search:
         clusters to search contain too many points, so the caller searches them
         in full.
         """
-        own = self._cluster_members(np.array([cluster]))
+        own = self._cluster_members(cluster)
         if len(own) == 0:
             return None
         closest = own[nearest_scan(queries, self.points[own], self.norms[own])]
         reach = row_distances(queries, self.points[closest]).astype(np.float64)
         reach = reach * (1.0 + RELATIVE_SLACK) + ABSOLUTE_SLACK
-        needed = self._reachable(queries, reach) & (self.sizes > 0)
-        needed[cluster] = True
+        shells = self._reachable(queries, reach)
+        shells.needed[cluster] = False
         # One scan over the candidates in index order keeps ties on the lowest.
-        candidates = self._cluster_members(np.flatnonzero(needed))
+        candidates = np.sort(np.concatenate([own, self._shell_members(shells)]))
         if len(candidates) > FULL_SEARCH_SHARE * len(self.points):
             return None
         found = nearest_scan(queries, self.points[candidates], self.norms[candidates])
         return np.asarray(candidates[found])
 
-    def _cluster_members(self, clusters: np.ndarray) -> np.ndarray:
-        parts = [self.members[self.bounds[c] : self.bounds[c + 1]] for c in clusters]
-        if not parts:
-            return np.empty(0, dtype=np.int64)
+    def _cluster_members(self, cluster: int) -> np.ndarray:
+        members = self.members[self.bounds[cluster] : self.bounds[cluster + 1]]
         # Sorted, so a query's own position can be found by binary search.
-        return np.sort(np.concatenate(parts))
+        return np.sort(members)
 
     def _tile_width(self, queries: int) -> int:
         """Return the points per tile for a group of ``queries``.
@@ -247,19 +264,51 @@ class _Search:
         distances, _ = top.result()
         return distances[:, -1].astype(np.float64)
 
-    def _reachable(self, queries: np.ndarray, reach: np.ndarray) -> np.ndarray:
-        """Mark the clusters that may hold a point within ``reach`` of a query.
+    def _reachable(self, queries: np.ndarray, reach: np.ndarray) -> _Shells:
+        """Find the clusters and shells that may contain a point within ``reach``.
 
-        The queries go in blocks, because each block makes float64 arrays of
-        its rows by the clusters.
+        A point p of cluster c lies at least d(q, c) - R_c and at least
+        |d(q, c) - d(p, c)| from a query q. So only clusters with
+        d(q, c) - R_c <= reach for some query can hold such a point, and in
+        them only points whose own distance to the centre lies within
+        d(q, c) -/+ reach of some query. The queries go in blocks, because
+        each block makes float64 arrays of its rows by the clusters.
         """
-        needed = np.zeros(len(self.radius), dtype=bool)
-        step = chunk_rows(2 * len(self.radius))
+        clusters = len(self.radius)
+        shells = _Shells(
+            needed=np.zeros(clusters, dtype=bool),
+            low=np.full(clusters, np.inf),
+            high=np.full(clusters, -np.inf),
+        )
+        step = chunk_rows(4 * clusters)
         for start in range(0, len(queries), step):
-            block = queries[start : start + step]
-            lower = self._centre_distances(block) - self.radius
-            needed |= (lower <= reach[start : start + step, None]).any(axis=0)
-        return needed
+            distances = self._centre_distances(queries[start : start + step])
+            block_reach = reach[start : start + step, None]
+            shells.needed |= (distances - self.radius <= block_reach).any(axis=0)
+            np.minimum(
+                shells.low, (distances - block_reach).min(axis=0), out=shells.low
+            )
+            np.maximum(
+                shells.high, (distances + block_reach).max(axis=0), out=shells.high
+            )
+        shells.needed &= self.sizes > 0
+        return shells
+
+    def _shell_members(self, shells: _Shells) -> np.ndarray:
+        """Return the members of the needed clusters that lie in their shells."""
+        clusters = np.flatnonzero(shells.needed)
+        offsets = clusters * self.span
+        # The slack covers float32 rounding of the members' distances to their
+        # centre, which is far below 1e-4 of the cluster's radius.
+        slack = 1e-4 * self.radius[clusters] + ABSOLUTE_SLACK
+        low = offsets + shells.low[clusters] - slack
+        high = offsets + shells.high[clusters] + slack
+        first = np.maximum(np.searchsorted(self.keys, low), self.bounds[clusters])
+        last = np.searchsorted(self.keys, high, side="right")
+        last = np.minimum(last, self.bounds[clusters + 1])
+        lengths = np.maximum(last - first, 0)
+        starts = np.repeat(first - np.cumsum(lengths) + lengths, lengths)
+        return np.asarray(self.members[starts + np.arange(int(lengths.sum()))])
 
     def _centre_distances(self, queries: np.ndarray) -> np.ndarray:
         queries = queries.astype(np.float64)

@@ -72,6 +72,25 @@ def test_cluster_neighbours_few_queries_match_brute_force() -> None:
     assert np.allclose(distances, brute_neighbours(points, queried, 3), atol=1e-4)
 
 
+def line(rows: int) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    along = (np.sort(rng.random(rows)) - 0.5) * 20.0
+    across = rng.normal(scale=0.01, size=rows)
+    return np.column_stack([along, across]).astype(np.float32)
+
+
+def test_cluster_neighbours_line_crosses_clusters() -> None:
+    # On a line, a row near a cluster's end has neighbours in the next cluster,
+    # at every distance from that cluster's centre, so the shells must be exact.
+    points = line(3_000)
+    queried = np.arange(3_000)
+    distances, _ = cluster_neighbours(points, queried, 10, partition(points))
+    # float32 products may swap two neighbours whose distances differ by less
+    # than 1%. A skipped shell loses whole runs of neighbours.
+    expected = brute_neighbours(points, queried, 10)
+    assert np.allclose(distances, expected, rtol=1e-2, atol=1e-4)
+
+
 def test_cluster_neighbours_k_out_of_range() -> None:
     points = blobs(30, 2, seed=0)
     with pytest.raises(ValueError, match=r"^k must be between 1 and 29, got 30$"):
@@ -97,6 +116,18 @@ def test_cluster_nearest_matches_nearest(rows: int, width: int) -> None:
     assert np.array_equal(index, expected_index)
     assert np.array_equal(distance, expected_distance)
     assert not (index == 3).any()
+
+
+def test_cluster_nearest_line_crosses_clusters() -> None:
+    queries = line(3_000)
+    clusters = partition(queries)
+    points = queries[::7].copy()
+    distance, index = cluster_nearest(
+        queries, clusters.labels, points, subset_partition(points, clusters)
+    )
+    expected_distance, expected_index = nearest(queries, points)
+    assert np.array_equal(index, expected_index)
+    assert np.array_equal(distance, expected_distance)
 
 
 def test_cluster_nearest_empty_clusters_search_in_full() -> None:
