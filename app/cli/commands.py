@@ -15,6 +15,7 @@ from rich.console import Console
 from app.cli import local
 from app.cli.config_file import load_repo_config, merged_policy
 from app.cli.folders import zip_folders
+from app.cli.outputs import append_output, write_output
 from app.cli.remote import Client
 from app.cli.render import print_result
 from app.config import get_settings
@@ -81,28 +82,13 @@ def write_files(
     gate = GateResult.model_validate(result)
     url = f"{server.rstrip('/')}/api/v1/gates/{gate.id}" if server else None
     if args.junit is not None:
-        _write(args.junit, render_junit(gate).decode())
+        write_output(args.junit, render_junit(gate), "--junit")
     if args.markdown is not None:
-        _write(args.markdown, render_markdown(gate, max_bytes=args.max_bytes, url=url))
+        markdown = render_markdown(gate, max_bytes=args.max_bytes, url=url)
+        write_output(args.markdown, markdown, "--markdown")
     if args.outputs is not None:
         lines = f"status={gate.status}\ngate-id={gate.id}\nurl={url or ''}\n"
-        try:
-            with args.outputs.open("a", encoding="utf-8") as handle:
-                handle.write(lines)
-        except OSError as exc:
-            raise InputError(
-                f"--outputs {str(args.outputs)!r}: {exc}", field="outputs"
-            ) from None
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot write {str(path)!r}: {exc}", field=str(path)
-        ) from None
+        append_output(args.outputs, lines, "--outputs")
 
 
 def _check_remote(

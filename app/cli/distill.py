@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -29,6 +28,7 @@ from app.auth import ANONYMOUS_ADMIN
 from app.cli.commands import EXIT_BY_STATUS, write_files
 from app.cli.config_file import RepoConfig, load_repo_config, policy_overrides
 from app.cli.options import add_result_options
+from app.cli.outputs import copy_output, write_output
 from app.cli.remote import Client
 from app.cli.render import print_result
 from app.config import get_settings
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_result(result)
     if args.result is not None:
-        _write_text(args.result, json.dumps(result, indent=2) + "\n")
+        write_output(args.result, json.dumps(result, indent=2) + "\n", "--result")
     write_files(result, args, server)
     return EXIT_BY_STATUS.get(result["status"], 2)
 
@@ -183,7 +183,7 @@ def _run_local(
                 result = runtime.get(submitted.id, ANONYMOUS_ADMIN)
         if "distill" in result.details:
             found = subset_file(result, runtime.store)
-            _copy(found.path, args.out)
+            copy_output(found.path, args.out, "--out")
         return result.model_dump(mode="json")
     finally:
         runtime.stop()
@@ -224,7 +224,7 @@ def _run_remote(
             )
         if "distill" in (result.get("details") or {}):
             subset = client.fetch(f"/api/v1/distill/{result['id']}/subset")
-            _write_bytes(args.out, subset.content)
+            write_output(args.out, subset.content, "--out")
         return result
     finally:
         client.close()
@@ -322,33 +322,3 @@ def _rule(item: str) -> dict[str, str]:
             value=item,
         )
     return {column.strip(): value}
-
-
-def _copy(source: Path, target: Path) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-    except OSError as exc:
-        raise InputError(
-            f"cannot write --out {str(target)!r}: {exc}", field="out"
-        ) from None
-
-
-def _write_bytes(target: Path, data: bytes) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    except OSError as exc:
-        raise InputError(
-            f"cannot write --out {str(target)!r}: {exc}", field="out"
-        ) from None
-
-
-def _write_text(target: Path, text: str) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot write --result {str(target)!r}: {exc}", field="result"
-        ) from None

@@ -182,6 +182,17 @@ def test_cli_writes_junit_markdown_and_outputs(cli, artifacts, tmp_path):
     assert (tmp_path / "r.md").read_text().startswith("## DistilGate data gate: FAILED")
 
 
+def test_cli_unwritable_junit_exits_2(cli, artifacts, tmp_path):
+    # A folder cannot be made under a regular file, whoever runs the test.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli(*data_args(artifacts), "--junit", blocker / "r.xml")
+    assert result.returncode == 2
+    assert "cannot write --junit" in result.stderr
+    assert "pass a path in a writable folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_cli_reads_policy_from_distilgate_toml(cli, artifacts, tmp_path):
     (tmp_path / "distilgate.toml").write_text(
         '[distilgate]\nproject = "from-toml"\n\n[policy]\nmax_param_ratio = 20\n'
