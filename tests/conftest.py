@@ -11,7 +11,7 @@ from filelock import FileLock
 from hypothesis import settings
 
 from tests.databases import database_url_for
-from tests.servers import LiveServer
+from tests.servers import LiveServer, live_server
 
 # CI runs the property tests on a fixed sequence of examples, so a landing never
 # depends on which inputs a random run happened to try. Runs elsewhere stay
@@ -55,9 +55,5 @@ def server(
 ) -> Iterator[LiveServer]:
     """A running DistilGate service, on SQLite then on PostgreSQL."""
     root = tmp_path_factory.mktemp(f"server-{request.param}")
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log").start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root) as live:
+        yield live

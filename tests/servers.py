@@ -8,10 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
+
+from tests.databases import database_url_for
 
 
 def free_port() -> int:
@@ -85,3 +89,16 @@ class LiveServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@contextmanager
+def live_server(
+    backend: str, root: Path, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """Run a server on ``backend`` with ``env`` for the length of the block."""
+    with database_url_for(backend, root) as url:
+        live = LiveServer(url, root / "data", root / "server.log", env).start()
+        try:
+            yield live
+        finally:
+            live.stop()

@@ -5,8 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import database_url_for
-from tests.servers import LiveServer
+from tests.servers import LiveServer, live_server
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +23,8 @@ def secured(request, tmp_path_factory):
     # These tests send many wrong tokens from one address on purpose, so the
     # failed-authentication limit is off here.
     env = {"DISTILGATE_ADMIN_TOKEN": ADMIN, "DISTILGATE_AUTH_FAILURES_PER_MINUTE": "0"}
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root, env) as live:
+        yield live
 
 
 def bearer(token):

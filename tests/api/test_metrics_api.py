@@ -7,9 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.databases import database_url_for
 from tests.observability.exposition import key, samples
-from tests.servers import LiveServer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +34,8 @@ def observed(request, tmp_path_factory):
     """A server without tokens that reads gate counts on every scrape."""
     root = tmp_path_factory.mktemp(f"metrics-{request.param}")
     env = {"DISTILGATE_METRICS_CACHE_S": "0"}
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root, env) as live:
+        yield live
 
 
 def scrape(server, headers=None):
@@ -173,12 +168,8 @@ def access(request, tmp_path_factory):
     """A server with tokens on, in one of the access configurations."""
     root = tmp_path_factory.mktemp(f"metrics-access-{request.param}")
     env = {"DISTILGATE_ADMIN_TOKEN": ADMIN, **ACCESS_CONFIGS[request.param]}
-    with database_url_for("sqlite", root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield request.param, live
-        finally:
-            live.stop()
+    with live_server("sqlite", root, env) as live:
+        yield request.param, live
 
 
 def make_token(server, scopes):

@@ -9,8 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.databases import database_url_for
-from tests.servers import LiveServer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +32,8 @@ def logged(tmp_path_factory):
         "DISTILGATE_LOG_FORMAT": "json",
         "DISTILGATE_LOG_LEVEL": "DEBUG",
     }
-    with database_url_for("sqlite", root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server("sqlite", root, env) as live:
+        yield live
 
 
 def bearer(token):

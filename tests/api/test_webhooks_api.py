@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from app.webhooks import DeliveryRejectedError, verify_delivery
-from tests.databases import database_url_for
-from tests.servers import LiveServer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +25,8 @@ def server(request, tmp_path_factory):
     """A running service that may deliver webhooks to 127.0.0.1."""
     root = tmp_path_factory.mktemp(f"webhooks-{request.param}")
     env = {"DISTILGATE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root, env) as live:
+        yield live
 
 
 class Receiver:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 
-from tests.databases import database_url_for
 from tests.servers import LiveServer
 
 ADMIN = "security-admin-token-for-tests"
@@ -23,19 +20,6 @@ Reply = Callable[[], tuple[int, dict[str, str]]]
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@contextmanager
-def live_server(
-    backend: str, root: Path, env: dict[str, str] | None = None
-) -> Iterator[LiveServer]:
-    """Run a server on ``backend`` with ``env`` for the length of the block."""
-    with database_url_for(backend, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
 
 
 class Receiver:

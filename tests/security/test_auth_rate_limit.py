@@ -4,7 +4,8 @@ import httpx
 import pytest
 
 from tests.api.helpers import only_error
-from tests.security.helpers import ADMIN, bearer, live_server
+from tests.security.helpers import ADMIN, bearer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 

@@ -5,14 +5,8 @@ from missing ones, because both return 404 with the same body, apart from the id
 import httpx
 import pytest
 
-from tests.security.helpers import (
-    ADMIN,
-    METRICS,
-    SECRET,
-    Receiver,
-    bearer,
-    live_server,
-)
+from tests.security.helpers import ADMIN, METRICS, SECRET, Receiver, bearer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 

@@ -22,10 +22,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.databases import database_url_for
 from tests.evaluation.onnx_fixtures import linear_model
 from tests.evaluation.test_model_forms import endless_model
-from tests.servers import LiveServer
+from tests.servers import LiveServer, live_server
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_TIMEOUT_S = 3
@@ -139,12 +138,8 @@ def quick_server(
     """A live server that gives each model child a few seconds."""
     root = tmp_path_factory.mktemp(f"limits-{request.param}")
     env = {"DISTILGATE_MODEL_TIMEOUT_S": str(MODEL_TIMEOUT_S)}
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root, env) as live:
+        yield live
 
 
 def npz(features: np.ndarray, labels: np.ndarray) -> bytes:

@@ -15,14 +15,13 @@ import pytest
 
 from app.evaluation.upload_limits import MAX_LINE_BYTES
 from tests.conftest import BACKENDS
-from tests.databases import database_url_for
 from tests.security.corpus import (
     error_of,
     long_line_csv,
     multipart_stream,
     resident_bytes,
 )
-from tests.servers import LiveServer
+from tests.servers import LiveServer, live_server
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +36,8 @@ def small_server(
     """A live server that accepts uploads of at most 64 MiB."""
     root = tmp_path_factory.mktemp(f"small-{request.param}")
     env = {"DISTILGATE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root, env) as live:
+        yield live
 
 
 def stream_upload(

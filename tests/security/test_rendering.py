@@ -24,9 +24,8 @@ from app.reports.junit import render_junit
 from app.reports.markdown import render_markdown
 from app.schemas import GateResult
 from tests.conftest import BACKENDS
-from tests.databases import database_url_for
 from tests.security.corpus import csv_table, post_gate
-from tests.servers import LiveServer
+from tests.servers import LiveServer, live_server
 
 SCRIPT = "<script>alert(1)</script>|**x**"
 CDATA_END = "src/]]><b>bold</b>.py"
@@ -184,12 +183,8 @@ def worker_server(
     """A live server with the internal artifact route enabled."""
     root = tmp_path_factory.mktemp(f"downloads-{request.param}")
     env = {"DISTILGATE_INTERNAL_TOKEN": INTERNAL_TOKEN}
-    with database_url_for(request.param, root) as url:
-        live = LiveServer(url, root / "data", root / "server.log", env).start()
-        try:
-            yield live
-        finally:
-            live.stop()
+    with live_server(request.param, root, env) as live:
+        yield live
 
 
 @pytest.mark.slow

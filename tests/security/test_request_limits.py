@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from tests.api.helpers import only_error
-from tests.security.helpers import ADMIN, METRICS, bearer, live_server
+from tests.security.helpers import ADMIN, METRICS, bearer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 

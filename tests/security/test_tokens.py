@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.api.helpers import only_error
-from tests.security.helpers import ADMIN, bearer, live_server
+from tests.security.helpers import ADMIN, bearer
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 

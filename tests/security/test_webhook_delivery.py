@@ -25,10 +25,10 @@ from tests.security.helpers import (
     SECRET,
     Receiver,
     deliveries,
-    live_server,
     register_webhook,
     submit_metrics,
 )
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,8 @@ import httpx
 import pytest
 
 from tests.api.helpers import only_error
-from tests.security.helpers import (
-    Receiver,
-    live_server,
-    register_webhook,
-    submit_metrics,
-)
+from tests.security.helpers import Receiver, register_webhook, submit_metrics
+from tests.servers import live_server
 
 pytestmark = pytest.mark.slow
 
