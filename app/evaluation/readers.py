@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import json
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -310,6 +311,7 @@ def _parse(path: Path, fmt: str, field: str, filename: str | None) -> pd.DataFra
             pa.ArrowException,
             csv.Error,
             OSError,
+            TypeError,
             ValueError,
         ) as exc:
             raise InputError(
@@ -386,12 +388,46 @@ def _reject_duplicate_names(names: list[str]) -> None:
 
 
 def _parse_jsonl(handle: IO[bytes]) -> pd.DataFrame:
+    """Read JSON Lines whose every line is one object.
+
+    Raises:
+        _TableProblem: a line is an array or a bare value, not an object.
+        TypeError, ValueError: pandas cannot read the file for another reason.
+    """
     # dtype=False keeps JSON strings as strings: "02134" must not become 2134.
     # precise_float=True parses 5.1 to the same double as CSV and Parquet readers,
     # so rows of a subset in one format match the original in another.
-    return pd.read_json(
-        handle, lines=True, encoding="utf-8-sig", dtype=False, precise_float=True
-    )
+    try:
+        return pd.read_json(
+            handle, lines=True, encoding="utf-8-sig", dtype=False, precise_float=True
+        )
+    # pandas raises TypeError or ValueError when objects and other values
+    # share a file, with a message that names neither.
+    except (TypeError, ValueError):
+        handle.seek(0)
+        problem = _first_non_object(handle)
+        if problem is None:
+            raise
+        raise _TableProblem(problem) from None
+
+
+def _first_non_object(handle: IO[bytes]) -> str | None:
+    """Describe the first line of a JSON Lines file that is not an object."""
+    for number, line in enumerate(handle, start=1):
+        text = line.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+        if not text:
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(value, dict):
+            kind = "an array" if isinstance(value, list) else "a bare value"
+            return (
+                f"line {number} is {kind}, not an object; write one JSON object "
+                'per line, such as {"column": 1}'
+            )
+    return None
 
 
 def _check_size(handle: IO[bytes], fmt: str, source: str, field: str) -> None:

@@ -62,6 +62,23 @@ def test_read_table_jsonl_suffixes(tmp_path: Path, filename: str) -> None:
     assert frame["x"].tolist() == [1.5, 2.5]
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"a": 1}\n[1, 2]\n', "line 2 is an array, not an object"),
+        (b'{"a": 1}\n\n"text"\n', "line 3 is a bare value, not an object"),
+    ],
+)
+def test_read_table_jsonl_line_not_object(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        read_table(stored(tmp_path, content), field="original", filename="m.jsonl")
+    assert problem in caught.value.message
+    assert "write one JSON object per line" in caught.value.message
+    assert caught.value.field == "original"
+
+
 def test_read_table_jsonl_keeps_numeric_strings(tmp_path: Path) -> None:
     content = b'{"zip": "02134"}\n{"zip": "10001"}\n'
     frame = read_table(stored(tmp_path, content), field="subset", filename="z.jsonl")
