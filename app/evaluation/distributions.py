@@ -22,7 +22,12 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from app.evaluation.features import category_labels, column_kind, numeric_values
+from app.evaluation.features import (
+    category_labels,
+    column_kind,
+    numeric_values,
+    value_magnitude,
+)
 from app.evaluation.neighbours import parallel_map
 from app.evaluation.progress import SILENT, Progress
 from app.results import finite_or_none
@@ -76,6 +81,10 @@ def _numeric(column: str, original: pd.Series, subset: pd.Series) -> dict[str, A
         entry.update(ks=None, wasserstein_over_std=None, effect=0.0)
         entry["note"] = "no finite value in one of the tables"
         return entry
+    # Both figures keep their value when both samples are divided by one
+    # number, which keeps values near 1e308 from overflowing.
+    magnitude = value_magnitude(np.concatenate([first, second]))
+    first, second = first / magnitude, second / magnitude
     ks, distance = ks_and_wasserstein(first, second)
     spread = float(first.std())
     relative = distance / spread if spread > 0 else None

@@ -10,6 +10,7 @@ featuriser (for example one that embeds images) plugs in through ``Featuriser``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -22,6 +23,12 @@ ColumnKind = Literal["numeric", "time", "categorical"]
 # A categorical column keeps its 31 most frequent values as one-hot columns and
 # groups the rest into one, so an identifier column cannot dominate distances.
 MAX_CATEGORIES = 32
+# Values beyond this many standard deviations are clipped, so that the float32
+# features and their squared norms stay finite.
+MAX_STANDARD = 1e15
+# Columns with a larger absolute value are divided by a power of two first, so
+# that their mean and standard deviation do not overflow.
+LARGE_VALUE = 1e150
 # Missing values of a categorical column form one category under this name.
 _MISSING = "\x00missing"
 
@@ -48,10 +55,13 @@ class Featuriser(Protocol):
 
 @dataclass(frozen=True)
 class _Numeric:
+    """A numeric column's statistics, of its values divided by ``magnitude``."""
+
     column: str
     median: float
     mean: float
     scale: float
+    magnitude: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ class TableFeaturiser:
         for position, numeric in enumerate(self._numeric):
             values = numeric_values(_select(frame[numeric.column], rows))
             values[~np.isfinite(values)] = numeric.median
-            out[:, position] = (values - numeric.mean) / numeric.scale
+            out[:, position] = _standardise(values, numeric)
         offset = len(self._numeric)
         for categorical in self._categorical:
             labels = category_labels(_select(frame[categorical.column], rows))
@@ -137,9 +147,34 @@ def _fit_numeric(column: str, values: pd.Series) -> _Numeric:
     finite = numbers[np.isfinite(numbers)]
     median = float(np.median(finite))
     numbers[~np.isfinite(numbers)] = median
+    magnitude = value_magnitude(numbers)
+    numbers /= magnitude
     scale = float(numbers.std())
     # A constant column has no spread to divide by; it encodes as zeros.
-    return _Numeric(column, median, float(numbers.mean()), scale if scale > 0 else 1.0)
+    return _Numeric(
+        column, median, float(numbers.mean()), scale if scale > 0 else 1.0, magnitude
+    )
+
+
+def value_magnitude(numbers: np.ndarray) -> float:
+    """Return 1.0, or for values above 1e150 the power of two just below the largest.
+
+    Dividing by a power of two changes no digit of a value, and the largest
+    value becomes at least 1 and below 2.
+    """
+    largest = float(np.abs(numbers).max()) if len(numbers) else 0.0
+    if largest < LARGE_VALUE:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)
+
+
+def _standardise(values: np.ndarray, numeric: _Numeric) -> np.ndarray:
+    """Return ``(values / magnitude - mean) / scale``, clipped to +-1e15."""
+    # A subset value far beyond the original's may overflow to infinity here,
+    # which the clip turns into the largest finite feature.
+    with np.errstate(over="ignore"):
+        standard = (values / numeric.magnitude - numeric.mean) / numeric.scale
+    return np.clip(standard, -MAX_STANDARD, MAX_STANDARD)
 
 
 def _fit_categorical(column: str, values: pd.Series) -> _Categorical:

@@ -239,6 +239,29 @@ def test_evaluate_data_new_row_scored_by_forest(wine: pd.DataFrame) -> None:
     assert evaluation.metrics["edge_rows_kept"] == 0
 
 
+def test_evaluate_data_values_near_float_limit() -> None:
+    # Values of +-1e308 overflow a plain mean and standard deviation.
+    rng = np.random.default_rng(4)
+    original = pd.DataFrame(
+        {
+            "big": np.where(np.arange(400) % 2 == 0, 1e308, -1e308),
+            "x": rng.normal(size=400),
+        }
+    )
+    subset = original.iloc[::3].copy()
+    subset.iloc[0, 1] = 1e300
+    with np.errstate(all="raise"):
+        evaluation = evaluate_data(original, subset, policy=Policy())
+    coverage = check(evaluation, "feature_coverage")
+    distributions = {
+        c["column"]: c for c in evaluation.details["distributions"]["columns"]
+    }
+    assert coverage.status in {"passed", "failed"}
+    assert 0.0 < evaluation.metrics["feature_coverage"] <= 1.0
+    assert distributions["big"]["ks"] < 0.05
+    assert distributions["big"]["wasserstein_over_std"] < 0.05
+
+
 def test_evaluate_data_column_mismatch() -> None:
     subset = HAND_MADE.drop(columns=["size"]).assign(weight=1.0)
     with pytest.raises(InputError) as info:
