@@ -6,6 +6,7 @@ values, so dropping them changes no combination.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,10 @@ def required_part(
         describe=_describe_rules(results, policy.min_required_rows),
         bound="100.0%",
     )
+    if check.status == "passed" and any(r.original_rows == 0 for r in results):
+        # A rule that matches nothing is most often a misspelt value, which
+        # must not pass unnoticed. The gate still passes.
+        check = replace(check, status="warning")
     metrics = {"required_rules": len(results), "required_rules_kept": kept}
     details = {"required_scenarios": [result.to_dict() for result in results]}
     return check, metrics, details
@@ -172,7 +177,7 @@ def _describe_rules(results: list[RuleResult], min_rows: int) -> str:
     unmatched = sum(result.original_rows == 0 for result in results)
     if unmatched:
         verb = "rule matches" if unmatched == 1 else "rules match"
-        text += f"; {unmatched} {verb} no row of the original"
+        text += f"; {unmatched} {verb} no row of the original: check the values"
     return text + ")"
 
 

@@ -86,13 +86,14 @@ def test_required_rules_kept_pass() -> None:
     assert required.value == 1.0
 
 
-def test_required_rule_without_rows_noted() -> None:
+def test_required_rule_without_rows_warns() -> None:
     policy = Policy(min_coverage=0.0, required_scenarios=[{"status": "refunded"}])
     evaluation = evaluate_data(PAYMENTS, PAYMENTS.head(2), policy=policy)
     required = next(c for c in evaluation.checks if c.name == "required_scenarios")
-    assert required.status == "passed"
+    assert required.status == "warning"
+    assert evaluation.status == "passed"
     assert required.message.endswith(
-        "; 1 rule matches no row of the original) >= 100.0%"
+        "; 1 rule matches no row of the original: check the values) >= 100.0%"
     )
     entry = evaluation.details["required_scenarios"][0]
     assert entry["note"] == "matches no row of the original; check the values"
