@@ -31,6 +31,7 @@ from app.evaluation.validation import scenario_columns as listed_columns
 from app.evaluation.validation import validate_tables
 from app.gate_inputs import ArtifactRef, Runner
 from app.gates import GateMeta, GateService, Intake, Upload, fingerprint
+from app.job_progress import ProgressSaver, progress_reporter
 from app.policy import Policy
 from app.projects import resolve_policy
 from app.results import Evaluation
@@ -46,11 +47,7 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 SUFFIXES = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
-# Progress is written to the database at most this often, and on a new stage.
-PROGRESS_INTERVAL_S = 0.5
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-ProgressSaver = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -338,27 +335,3 @@ def subset_file(result: GateResult, store: BlobStore) -> SubsetFile:
         filename=stored["filename"],
         media_type=MEDIA_TYPES[stored["format"]],
     )
-
-
-def progress_reporter(
-    gate_id: str, save: ProgressSaver | None
-) -> Callable[[str, float], None] | None:
-    """Save ``(stage, fraction)`` reports, at most one per interval per stage."""
-    if save is None:
-        return None
-    last_stage = ""
-    last_at = 0.0
-
-    def report(stage: str, fraction: float) -> None:
-        nonlocal last_stage, last_at
-        now = time.monotonic()
-        if stage == last_stage and now - last_at < PROGRESS_INTERVAL_S:
-            return
-        last_stage, last_at = stage, now
-        try:
-            save(gate_id, {"stage": stage, "fraction": round(fraction, 4)})
-        # A progress report must never end the job it describes.
-        except Exception:
-            logger.exception("progress not saved gate_id=%s stage=%s", gate_id, stage)
-
-    return report

@@ -28,6 +28,7 @@ from app.evaluation.images import read_images
 from app.evaluation.metrics_gate import DataMetrics, ModelMetrics, evaluate_metrics
 from app.evaluation.model_gate import evaluate_model, validate_model_inputs
 from app.evaluation.predictions_gate import evaluate_predictions, read_predictions
+from app.evaluation.progress import ProgressFn
 from app.evaluation.readers import (
     FORMAT_NAMES,
     detect_format,
@@ -68,12 +69,14 @@ def prepare(
     *,
     model_timeout_s: float,
     allow_torchscript: bool = False,
+    progress: ProgressFn | None = None,
 ) -> Runner:
     """Validate a gate's inputs and return the function that evaluates it.
 
     ``request`` contains the non-file inputs: ``source`` (``upload``,
     ``predictions`` or ``metrics``), and ``label_column``, ``scenario_columns``
     or ``measured``. TorchScript models run only with ``allow_torchscript``.
+    A data gate on tables or images reports its stages to ``progress``.
 
     Raises:
         InputError: an input is missing, unreadable or inconsistent.
@@ -87,7 +90,7 @@ def prepare(
         return _prepare_model(
             request, artifacts, policy, model_timeout_s, allow_torchscript
         )
-    return _prepare_data(request, artifacts, policy)
+    return _prepare_data(request, artifacts, policy, progress)
 
 
 def _prepare_metrics(kind: str, request: Mapping[str, Any], policy: Policy) -> Runner:
@@ -175,10 +178,11 @@ def _prepare_data(
     request: Mapping[str, Any],
     artifacts: Mapping[str, ArtifactRef],
     policy: Policy,
+    progress: ProgressFn | None,
 ) -> Runner:
     runners = []
     if "original" in artifacts:
-        runners.append(_prepare_tables(request, artifacts, policy))
+        runners.append(_prepare_tables(request, artifacts, policy, progress))
     if "original_coverage" in artifacts:
         runners.append(_prepare_coverage(artifacts, policy))
     return lambda: merge_evaluations([run() for run in runners])
@@ -188,6 +192,7 @@ def _prepare_tables(
     request: Mapping[str, Any],
     artifacts: Mapping[str, ArtifactRef],
     policy: Policy,
+    progress: ProgressFn | None,
 ) -> Runner:
     formats = {
         role: detect_format(ref.path, field=role, filename=ref.filename)
@@ -195,7 +200,7 @@ def _prepare_tables(
         if role in ("original", "subset")
     }
     if "zip" in formats.values():
-        return _prepare_images(request, artifacts, policy, formats)
+        return _prepare_images(request, artifacts, policy, formats, progress)
     tables = {
         role: read_table(
             artifacts[role].path, field=role, filename=artifacts[role].filename
@@ -231,6 +236,7 @@ def _prepare_tables(
             scenario_columns=columns,
             label_column=label_column,
             row_rules=row_rules,
+            progress=progress,
         )
         add_reading_notes(evaluation, tables)
         return evaluation
@@ -243,6 +249,7 @@ def _prepare_images(
     artifacts: Mapping[str, ArtifactRef],
     policy: Policy,
     formats: Mapping[str, str],
+    progress: ProgressFn | None,
 ) -> Runner:
     """Check two image archives now and decode their images in the runner."""
     for role, fmt in formats.items():
@@ -274,6 +281,7 @@ def _prepare_images(
             policy=policy,
             scenario_columns=columns,
             label_column=label_column,
+            progress=progress,
         )
 
     return run

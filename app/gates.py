@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
@@ -28,6 +28,7 @@ from app.gate_inputs import (
     data_roles,
     prepare,
 )
+from app.job_progress import ProgressSaver, progress_reporter
 from app.policy import Policy
 from app.projects import resolve_policy
 from app.results import Evaluation
@@ -197,8 +198,12 @@ class GateService:
         request: dict[str, Any],
         policy_raw: str | None,
         idempotency_key: str | None = None,
+        save_progress: ProgressSaver | None = None,
     ) -> Intake:
-        """Validate and store a model or data gate that uploads its artifacts."""
+        """Validate and store a model or data gate that uploads its artifacts.
+
+        ``save_progress(gate_id, progress)`` stores a data gate's progress.
+        """
         resolved = resolve_policy(self.projects, meta.project, policy_raw)
         request = {"source": "upload", **request}
         variant = "predictions" if request["source"] == "predictions" else kind
@@ -221,6 +226,7 @@ class GateService:
             resolved.policy,
             model_timeout_s=self.limits.model_timeout_s,
             allow_torchscript=self.limits.allow_torchscript,
+            progress=progress_reporter(record.id, save_progress),
         )
         return self._add(record, runner, idempotency_key)
 
@@ -249,23 +255,24 @@ class GateService:
     def runner_for(
         self,
         record: GateRecord,
-        save_progress: Callable[[str, dict[str, Any]], None] | None = None,
+        save_progress: ProgressSaver | None = None,
     ) -> Runner:
         """Rebuild the evaluation of a stored gate from its stored inputs.
 
-        ``save_progress(gate_id, progress)`` stores a distillation's progress.
+        ``save_progress(gate_id, progress)`` stores the progress of a data gate
+        or a distillation.
         """
         refs = {
             role: ArtifactRef(self.store.path_for(info["sha256"]), info["filename"])
             for role, info in record.artifacts.items()
         }
         policy = Policy.model_validate(record.policy)
+        report = progress_reporter(record.id, save_progress)
         if (record.request or {}).get("source") == "distill":
             # Imported here because app.distilling builds on this module.
-            from app.distilling import prepare_distill, progress_reporter
+            from app.distilling import prepare_distill
 
             assert record.request is not None
-            report = progress_reporter(record.id, save_progress)
             return prepare_distill(
                 record.request, refs["original"], policy, self.store, report
             )
@@ -276,6 +283,7 @@ class GateService:
             policy,
             model_timeout_s=self.limits.model_timeout_s,
             allow_torchscript=self.limits.allow_torchscript,
+            progress=report,
         )
 
     def find(self, gate_id: str, projects: frozenset[str] | None) -> GateRecord | None:

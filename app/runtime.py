@@ -18,6 +18,7 @@ from app.config import Settings
 from app.distilling import DistillService
 from app.errors import DistilGateError, NotFoundError
 from app.gates import GateMeta, GateService, Intake, Limits, Upload
+from app.job_progress import ProgressSaver
 from app.jobs import DeadlineSweeper, Executor, InProcessExecutor, interrupt_pending
 from app.netguard import Allowlist
 from app.observability import context as log_context
@@ -143,11 +144,19 @@ class Runtime:
         request: dict[str, Any],
         policy_raw: str | None,
         idempotency_key: str | None = None,
+        watch: ProgressSaver | None = None,
     ) -> GateResult:
-        """Store a gate with uploaded artifacts and queue its evaluation."""
+        """Store a gate with uploaded artifacts and queue its evaluation.
+
+        ``watch(gate_id, progress)`` also sees every progress report that is
+        stored, on the thread that runs the gate.
+        """
+        save: ProgressSaver = self.save_progress
+        if watch is not None:
+            save = _both(self.save_progress, watch)
         with self.scope() as service:
             intake = service.intake_uploads(
-                kind, uploads, meta, request, policy_raw, idempotency_key
+                kind, uploads, meta, request, policy_raw, idempotency_key, save
             )
             result = GateResult.from_record(intake.record)
         self._queue(intake)
@@ -266,3 +275,11 @@ class Runtime:
         with self.scope() as service:
             record = service.repository.latest_terminal(filters)
             return None if record is None else GateResult.from_record(record)
+
+
+def _both(first: ProgressSaver, second: ProgressSaver) -> ProgressSaver:
+    def save(gate_id: str, progress: dict[str, Any]) -> None:
+        first(gate_id, progress)
+        second(gate_id, progress)
+
+    return save

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from app.cli import local
+from app.cli.bars import StageBars
 from app.cli.config_file import load_repo_config, merged_policy
 from app.cli.folders import zip_folders
 from app.cli.outputs import append_output, write_output
@@ -67,11 +66,12 @@ def check(args: argparse.Namespace) -> int:
         result = _check_remote(server, args, files, form, policy)
     else:
         result = local.submit(get_settings(), args.kind, files, form, policy)
+    # Files first: a closed stdout must not keep them from being written.
+    write_files(result, args, server)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print_result(result)
-    write_files(result, args, server)
     return EXIT_BY_STATUS.get(result["status"], 2)
 
 
@@ -99,28 +99,18 @@ def _check_remote(
     policy: str | None,
 ) -> dict[str, Any]:
     client = Client(server, _token(args))
-    console = Console(stderr=True)
     started = time.monotonic()
     try:
         result = client.submit(args.kind, files, form, policy, wait_s=args.wait_timeout)
-        with console.status("waiting for the verdict") as status:
-
-            def show(current: dict[str, Any]) -> None:
-                status.update(_progress_text(current))
-
+        with StageBars() as bars:
             return client.wait(
-                result, timeout_s=args.wait_timeout, progress=show, started=started
+                result,
+                timeout_s=args.wait_timeout,
+                progress=lambda current: bars.show(current.get("progress")),
+                started=started,
             )
     finally:
         client.close()
-
-
-def _progress_text(result: dict[str, Any]) -> str:
-    progress = result.get("progress") or {}
-    text = f"gate {result['id']} {result['status']}"
-    if progress.get("stage"):
-        text += f": {progress['stage']} {100 * float(progress.get('fraction', 0)):.0f}%"
-    return text
 
 
 def report(args: argparse.Namespace) -> int:

@@ -11,20 +11,10 @@ import argparse
 import json
 import time
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-
 from app.auth import ANONYMOUS_ADMIN
+from app.cli.bars import StageBars
 from app.cli.commands import EXIT_BY_STATUS, write_files
 from app.cli.config_file import RepoConfig, load_repo_config, policy_overrides
 from app.cli.options import add_result_options
@@ -150,13 +140,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = _run_local(args, request, form, policy)
 
+    # Files first: a closed stdout must not keep them from being written.
+    if args.result is not None:
+        write_output(args.result, json.dumps(result, indent=2) + "\n", "--result")
+    write_files(result, args, server)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print_result(result)
-    if args.result is not None:
-        write_output(args.result, json.dumps(result, indent=2) + "\n", "--result")
-    write_files(result, args, server)
     return EXIT_BY_STATUS.get(result["status"], 2)
 
 
@@ -228,51 +219,6 @@ def _run_remote(
         return result
     finally:
         client.close()
-
-
-class StageBars:
-    """Progress bars on stderr, one per stage, shown only on a terminal."""
-
-    def __init__(self) -> None:
-        console = Console(stderr=True)
-        self._progress = Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
-        self._stage: str | None = None
-        self._task: TaskID | None = None
-
-    def __enter__(self) -> StageBars:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._task is not None and error is None:
-            self._progress.update(self._task, completed=100)
-        self._progress.stop()
-
-    def show(self, progress: dict[str, Any] | None) -> None:
-        """Move the bar of the reported stage, starting a new bar for a new stage."""
-        if not progress or not progress.get("stage"):
-            return
-        stage = str(progress["stage"])
-        if stage != self._stage:
-            if self._task is not None:
-                self._progress.update(self._task, completed=100)
-            self._task = self._progress.add_task(stage, total=100)
-            self._stage = stage
-        assert self._task is not None
-        fraction = float(progress.get("fraction") or 0.0)
-        self._progress.update(self._task, completed=100 * fraction)
 
 
 def _token(args: argparse.Namespace) -> str | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.auth import ANONYMOUS_ADMIN
+from app.cli.bars import StageBars
 from app.config import Settings
 from app.gates import Upload, split_columns, validate_meta
 from app.runtime import Runtime
@@ -22,7 +23,10 @@ def submit(
     form: dict[str, str],
     policy_text: str | None,
 ) -> dict[str, Any]:
-    """Run a model or data gate on local files and return the stored result."""
+    """Run a model or data gate on local files and return the stored result.
+
+    A data gate shows a progress bar per stage on a terminal.
+    """
     runtime = Runtime(settings)
     try:
         runtime.database.migrate()
@@ -38,10 +42,16 @@ def submit(
                 )
                 for field, path in files.items()
             }
-            submitted = runtime.submit_uploads(
-                kind, uploads, meta, _request(kind, form), policy_text
-            )
-        result = runtime.wait(submitted.id, ANONYMOUS_ADMIN, _NO_LIMIT_S)
+            with StageBars() as bars:
+                submitted = runtime.submit_uploads(
+                    kind,
+                    uploads,
+                    meta,
+                    _request(kind, form),
+                    policy_text,
+                    watch=lambda _, progress: bars.show(progress),
+                )
+                result = runtime.wait(submitted.id, ANONYMOUS_ADMIN, _NO_LIMIT_S)
         return result.model_dump(mode="json")
     finally:
         runtime.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
-        # The reader of stdout went away (for example `| head`); nothing to report.
+        # The reader of stdout went away (for example `| head`). Pointing stdout
+        # at /dev/null keeps the flush at exit from failing a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("error: stdout was closed before the result was printed", file=sys.stderr)
         return EXIT_ERROR
     # Anything else, such as an unreachable database, is an error for CI (exit 2),
     # never a verdict; the traceback is logged at debug level.

@@ -34,9 +34,21 @@ def style_of(status: str) -> str:
     return _STYLES.get(status, DEFAULT_STYLE)
 
 
+class _ResultConsole(Console):
+    """A console whose closed stdout raises ``BrokenPipeError``.
+
+    rich exits with code 1 instead, the code of a failed verdict, so the
+    command line could not tell the two apart.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def print_result(result: dict[str, Any], console: Console | None = None) -> None:
     """Print the verdict line and a table of checks."""
-    console = console or Console(highlight=False)
+    console = console or _ResultConsole(highlight=False)
     status = str(result["status"])
     where = result["project"] + (f"@{result['branch']}" if result.get("branch") else "")
     verdict = Text(f"{result['kind']} gate ")

@@ -14,18 +14,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cli(tmp_path):
-    env = {
+def cli_env(tmp_path):
+    return {
         **os.environ,
         "DISTILGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "DISTILGATE_DATA_DIR": str(tmp_path / "data"),
         "COLUMNS": "200",
     }
 
+
+@pytest.fixture
+def cli(cli_env, tmp_path):
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", "app.cli.main", *map(str, args)],
-            env=env,
+            env=cli_env,
             capture_output=True,
             text=True,
             timeout=600,
@@ -191,6 +194,42 @@ def test_cli_unwritable_junit_exits_2(cli, artifacts, tmp_path):
     assert "cannot write --junit" in result.stderr
     assert "pass a path in a writable folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_closed_stdout_still_writes_outputs(cli_env, artifacts, tmp_path):
+    outputs = tmp_path / "outputs.txt"
+    args = [*data_args(artifacts), "--outputs", outputs]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli.main", *map(str, args)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    # Closing the only reader makes every write to stdout fail, as `| head` does.
+    process.stdout.close()
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=600) == 2
+    assert "stdout was closed" in stderr
+    assert "Traceback" not in stderr
+    assert outputs.read_text().startswith("status=passed\n")
+
+
+def test_cli_data_gate_shows_stage_bars(cli_env, artifacts, tmp_path):
+    # rich draws bars only on a terminal; TTY_COMPATIBLE=1 makes it treat the
+    # captured stderr as one.
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", *map(str, data_args(artifacts))],
+        env={**cli_env, "TTY_COMPATIBLE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for stage in ("clean", "near_duplicates", "coverage", "edge_cases"):
+        assert stage in result.stderr
 
 
 def test_cli_reads_policy_from_distilgate_toml(cli, artifacts, tmp_path):
