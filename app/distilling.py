@@ -203,9 +203,17 @@ def prepare_distill(
         evaluation.details["distill"] = {
             "subset": stored,
             "rows": len(result.subset),
+            "requested_rows": result.requested_rows,
             "original_rows": len(table),
             "seconds": round(time.monotonic() - started, 3),
         }
+        if len(result.subset) < result.requested_rows:
+            evaluation.details["distill"]["note"] = (
+                f"{len(result.subset)} rows, fewer than the "
+                f"{result.requested_rows} requested: the original has "
+                f"{result.cleaned_rows} rows left after removing invalid rows "
+                "and duplicates, and only those are chosen"
+            )
         notes = reading_notes(table)
         if notes:
             evaluation.details["reader_notes"] = {"original": notes}

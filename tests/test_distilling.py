@@ -214,6 +214,26 @@ def test_distill_job_keeps_original_format(tmp_path: Path) -> None:
     assert "distill_coverage" in stages
 
 
+def test_distill_job_explains_fewer_rows(tmp_path: Path) -> None:
+    # 40 rows, but only four distinct ones: ten copies each.
+    original = mixed_table(4).loc[np.repeat(np.arange(4), 10)]
+    path = tmp_path / "original.csv"
+    path.write_bytes(encode_table(original, "csv"))
+    run = prepare_distill(
+        request(fraction=None, size="20"),
+        ArtifactRef(path, "original.csv"),
+        Policy(),
+        BlobStore(tmp_path / "blobs"),
+    )
+    details = run().details["distill"]
+    assert details["rows"] == 4
+    assert details["requested_rows"] == 20
+    assert details["note"] == (
+        "4 rows, fewer than the 20 requested: the original has 4 rows left after "
+        "removing invalid rows and duplicates, and only those are chosen"
+    )
+
+
 def test_stored_distill_runs_without_runner(database_url: str, tmp_path: Path) -> None:
     runtime = Runtime(Settings(database_url=database_url, data_dir=tmp_path / "data"))
     runtime.database.migrate()

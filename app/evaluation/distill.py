@@ -50,6 +50,10 @@ class DistillResult:
     subset: pd.DataFrame
     indices: np.ndarray
     evaluation: Evaluation
+    # The rows the size or fraction asked for, and the rows left after
+    # cleaning, which bound the subset.
+    requested_rows: int = 0
+    cleaned_rows: int = 0
 
 
 def distill(
@@ -111,7 +115,13 @@ def distill(
         row_rules=row_rules,
         progress=progress,
     )
-    return DistillResult(subset=subset, indices=indices, evaluation=evaluation)
+    return DistillResult(
+        subset=subset,
+        indices=indices,
+        evaluation=evaluation,
+        requested_rows=budget,
+        cleaned_rows=len(prepared.cleaning.kept),
+    )
 
 
 def row_budget(size: int | None, fraction: float | None, rows: int) -> tuple[int, str]:
