@@ -232,6 +232,36 @@ def test_cli_data_gate_shows_stage_bars(cli_env, artifacts, tmp_path):
         assert stage in result.stderr
 
 
+def test_cli_coverage_reports_gate_retention(cli, tmp_path):
+    original = tmp_path / "original.info"
+    original.write_text(
+        "SF:src/cart.py\nDA:1,1\nDA:2,1\nDA:3,1\nDA:4,0\nend_of_record\n"
+    )
+    subset = tmp_path / "subset.xml"
+    subset.write_text(
+        '<coverage><packages><package name="src"><classes>'
+        '<class name="cart.py" filename="src/cart.py"><lines>'
+        '<line number="1" hits="1"/><line number="2" hits="0"/>'
+        '<line number="3" hits="4"/><line number="4" hits="0"/>'
+        "</lines></class></classes></package></packages></coverage>"
+    )
+    result = cli(
+        "check",
+        "data",
+        "--original-coverage",
+        original,
+        "--subset-coverage",
+        subset,
+        "--json",
+    )
+    body = json.loads(result.stdout)
+    checks = {check["name"]: check for check in body["checks"]}
+    assert result.returncode == 1
+    assert checks["line_coverage_retention"]["value"] == pytest.approx(2 / 3)
+    assert checks["branch_coverage_retention"]["status"] == "skipped"
+    assert body["details"]["code_coverage"]["lost_lines"] == {"src/cart.py": [2]}
+
+
 def test_cli_reads_policy_from_distilgate_toml(cli, artifacts, tmp_path):
     (tmp_path / "distilgate.toml").write_text(
         '[distilgate]\nproject = "from-toml"\n\n[policy]\nmax_param_ratio = 20\n'

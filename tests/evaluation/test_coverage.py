@@ -120,6 +120,16 @@ def test_worst_case_lists_farthest_rows() -> None:
     assert details["worst_rows"][0]["relative_distance"] == 3.0
 
 
+def test_worst_case_lists_twenty_rows() -> None:
+    distance = np.random.default_rng(6).permutation(100).astype(np.float32)
+    index = np.zeros(100, dtype=np.int64)
+    metrics, details = worst_case(distance, index, 1.0, lambda row, _: {"row": row})
+    listed = [row["distance"] for row in details["worst_rows"]]
+    assert listed == [float(d) for d in range(99, 79, -1)]
+    assert metrics["covering_radius_max"] == 99.0
+    assert metrics["covering_radius_p99"] == pytest.approx(98.01)
+
+
 def test_worst_case_zero_median_gives_none() -> None:
     metrics, details = worst_case(
         np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.int64), 0.0, lambda i, j: {}

@@ -211,3 +211,62 @@ def test_cobertura_truncated_file_rejected(tmp_path: Path) -> None:
         "original 'coverage.xml' is not well-formed XML ("
     )
     assert "upload the report file as the coverage tool wrote it" in str(info.value)
+
+
+# A line as cobertura-maven (Java) and coverlet (.NET) write it: repeated under
+# its method and its class, and with the branch flag in the tool's own case.
+def tool_lines(true: str, false: str) -> str:
+    return (
+        f'<line number="10" hits="4" branch="{false}"/>'
+        f'<line number="11" hits="4" branch="{true}" '
+        'condition-coverage="50% (1/2)"><conditions>'
+        '<condition number="0" type="jump" coverage="50%"/></conditions></line>'
+        f'<line number="12" hits="0" branch="{false}"/>'
+    )
+
+
+def tool_class(name: str, filename: str, true: str, false: str) -> str:
+    body = tool_lines(true, false)
+    return (
+        f'<class name="{name}" filename="{filename}" line-rate="0.5">'
+        f'<methods><method name="total" signature="()I"><lines>{body}</lines>'
+        f"</method></methods><lines>{body}</lines></class>"
+    )
+
+
+def test_cobertura_java_report_with_doctype(tmp_path: Path) -> None:
+    # cobertura-maven-plugin names a DTD by URL, which must never be fetched.
+    text = (
+        '<?xml version="1.0"?>\n'
+        '<!DOCTYPE coverage SYSTEM "http://cobertura.sourceforge.net/xml/'
+        'coverage-04.dtd">\n'
+        '<coverage line-rate="0.9" branch-rate="0.9" version="2.1.1">'
+        "<sources><source>/home/ci/shop/src/main/java</source>"
+        "<source>--source</source></sources>"
+        '<packages><package name="com.shop"><classes>'
+        + tool_class("com.shop.Cart", "com/shop/Cart.java", "true", "false")
+        + "</classes></package></packages></coverage>\n"
+    )
+    report = read(tmp_path, text)
+    assert lines(report, "com/shop/Cart.java") == ([10, 11], [12])
+    assert report.branches_total() == 2
+    assert report.branches_taken() == 1
+
+
+def test_cobertura_dotnet_report_from_coverlet(tmp_path: Path) -> None:
+    # coverlet writes a byte-order mark, CRLF line ends and True/False.
+    text = (
+        '<?xml version="1.0" encoding="utf-8"?>\r\n'
+        '<coverage line-rate="0.9" branch-rate="0.9" version="1.9">\r\n'
+        "<sources><source>/home/ci/shop/</source></sources>\r\n"
+        '<packages><package name="Shop"><classes>\r\n'
+        + tool_class("Shop.Payment", "src/Shop/Payment.cs", "True", "False")
+        + "\r\n</classes></package></packages></coverage>\r\n"
+    )
+    path = tmp_path / "report"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    report = read_coverage(path, field="original", filename="coverage.cobertura.xml")
+    assert report.format == "cobertura"
+    assert lines(report, "src/Shop/Payment.cs") == ([10, 11], [12])
+    assert report.branches_total() == 2
+    assert report.branches_taken() == 1
