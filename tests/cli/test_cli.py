@@ -186,7 +186,7 @@ def test_cli_writes_junit_markdown_and_outputs(cli, artifacts, tmp_path):
 
 
 def test_cli_unwritable_junit_exits_2(cli, artifacts, tmp_path):
-    # A folder cannot be made under a regular file, whoever runs the test.
+    # A folder cannot be made under a regular file, even by root.
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = cli(*data_args(artifacts), "--junit", blocker / "r.xml")
@@ -217,7 +217,7 @@ def test_cli_closed_stdout_still_writes_outputs(cli_env, artifacts, tmp_path):
 
 
 def test_cli_data_gate_shows_stage_bars(cli_env, artifacts, tmp_path):
-    # rich draws bars only on a terminal; TTY_COMPATIBLE=1 makes it treat the
+    # rich draws bars only on a terminal. TTY_COMPATIBLE=1 makes it treat the
     # captured stderr as one.
     result = subprocess.run(
         [sys.executable, "-m", "app.cli.main", *map(str, data_args(artifacts))],
