@@ -148,15 +148,18 @@ class Runtime:
     ) -> GateResult:
         """Store a gate with uploaded artifacts and queue its evaluation.
 
-        ``watch(gate_id, progress)`` also sees every progress report that is
-        stored, on the thread that runs the gate.
+        ``watch(gate_id, progress)`` is also called with every stored progress
+        report, on the thread that runs the gate.
         """
-        save: ProgressSaver = self.save_progress
-        if watch is not None:
-            save = _both(self.save_progress, watch)
         with self.scope() as service:
             intake = service.intake_uploads(
-                kind, uploads, meta, request, policy_raw, idempotency_key, save
+                kind,
+                uploads,
+                meta,
+                request,
+                policy_raw,
+                idempotency_key,
+                self._saver(watch),
             )
             result = GateResult.from_record(intake.record)
         self._queue(intake)
@@ -169,8 +172,12 @@ class Runtime:
         request: dict[str, Any],
         policy_raw: str | None,
         idempotency_key: str | None = None,
+        watch: ProgressSaver | None = None,
     ) -> GateResult:
-        """Store a distillation of an uploaded original and queue its job."""
+        """Store a distillation of an uploaded original and queue its job.
+
+        ``watch`` is called as in ``submit_uploads``.
+        """
         with self.database.session() as session:
             service = DistillService(GateRepository(session), self.store, self.limits)
             intake = service.intake_distill(
@@ -178,12 +185,18 @@ class Runtime:
                 meta,
                 request,
                 policy_raw,
-                save_progress=self.save_progress,
+                save_progress=self._saver(watch),
                 idempotency_key=idempotency_key,
             )
             result = GateResult.from_record(intake.record)
         self._queue(intake)
         return result
+
+    def _saver(self, watch: ProgressSaver | None) -> ProgressSaver:
+        """Return the function that stores progress and also calls ``watch``."""
+        if watch is None:
+            return self.save_progress
+        return _both(self.save_progress, watch)
 
     def save_progress(self, gate_id: str, progress: dict[str, Any]) -> None:
         """Store a running gate's stage and fraction done."""

@@ -17,6 +17,7 @@ from app.auth import ANONYMOUS_ADMIN
 from app.cli.bars import StageBars
 from app.cli.commands import EXIT_BY_STATUS, write_files
 from app.cli.config_file import RepoConfig, load_repo_config, policy_overrides
+from app.cli.local import NO_LIMIT_S
 from app.cli.options import add_result_options
 from app.cli.outputs import copy_output, write_output
 from app.cli.remote import Client
@@ -26,7 +27,6 @@ from app.distilling import distill_request, subset_file
 from app.errors import InputError
 from app.gates import Upload, validate_meta
 from app.runtime import Runtime
-from app.schemas import TERMINAL_STATUSES
 
 OUT_FORMATS = {
     ".csv": "csv",
@@ -34,7 +34,6 @@ OUT_FORMATS = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
 }
-POLL_INTERVAL_S = 0.2
 
 
 def add_parser(subcommands: Any) -> None:
@@ -165,13 +164,15 @@ def _run_local(
             upload = Upload(
                 field="original", filename=args.original.name, stream=stream
             )
-            submitted = runtime.submit_distill(upload, meta, request, policy)
-        with StageBars() as bars:
-            result = runtime.get(submitted.id, ANONYMOUS_ADMIN)
-            while result.status not in TERMINAL_STATUSES:
-                bars.show(result.progress)
-                time.sleep(POLL_INTERVAL_S)
-                result = runtime.get(submitted.id, ANONYMOUS_ADMIN)
+            with StageBars() as bars:
+                submitted = runtime.submit_distill(
+                    upload,
+                    meta,
+                    request,
+                    policy,
+                    watch=lambda _, progress: bars.show(progress),
+                )
+                result = runtime.wait(submitted.id, ANONYMOUS_ADMIN, NO_LIMIT_S)
         if "distill" in result.details:
             found = subset_file(result, runtime.store)
             copy_output(found.path, args.out, "--out")
