@@ -50,7 +50,7 @@ class DistillResult:
     subset: pd.DataFrame
     indices: np.ndarray
     evaluation: Evaluation
-    # The rows the size or fraction asked for, and the rows left after
+    # The rows the size or fraction requests, and the rows left after
     # cleaning, which bound the subset.
     requested_rows: int = 0
     cleaned_rows: int = 0

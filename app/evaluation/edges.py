@@ -180,7 +180,8 @@ def _forest_scores(
     threaded scoring adds the trees up in the order the threads finish, which
     changes the last bit of a score from run to run. The trees release the
     interpreter lock, so the threads run in parallel. Blocks are as large as
-    the working memory allows: each call costs about 10 ms whatever its size.
+    the working memory allows, up to 4,096 rows, because each call costs about
+    10 ms whatever its size.
     """
     step = block_rows(len(rows), points.shape[1])
 

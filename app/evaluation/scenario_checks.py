@@ -151,8 +151,8 @@ def required_part(
         bound="100.0%",
     )
     if check.status == "passed" and any(r.original_rows == 0 for r in results):
-        # A rule that matches nothing is most often a misspelt value, which
-        # must not pass unnoticed. The gate still passes.
+        # A rule that matches nothing is likely a misspelt value, which must
+        # not pass unnoticed. The gate still passes.
         check = replace(check, status="warning")
     metrics = {"required_rules": len(results), "required_rules_kept": kept}
     details = {"required_scenarios": [result.to_dict() for result in results]}
